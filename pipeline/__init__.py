@@ -1,0 +1,1 @@
+"""Daily sales exports to customer segments, lifecycle stages and danger alerts."""

@@ -1,0 +1,255 @@
+"""One typed configuration, read at run time from TOML with environment overrides.
+
+Precedence, highest first: environment variables (``RFM_<SECTION>__<KEY>``, e.g.
+``RFM_PATHS__LAKE=/data/lake``), then the TOML file, then the defaults below. The file
+is ``--config``, else ``$RFM_CONFIG``, else ``./pipeline.toml`` if it exists. Every
+threshold lives here; ``pipeline.example.toml`` documents each with its default.
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from pipeline.errors import ConfigError
+
+ENV_PREFIX = "RFM_"
+CONFIG_ENV_VAR = "RFM_CONFIG"
+DEFAULT_CONFIG_FILE = "pipeline.toml"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PathsConfig(_Section):
+    """Where files live; relative paths resolve against the config file's folder."""
+
+    incoming: Path = Path("data/incoming")
+    lake: Path = Path("data/lake")
+    state: Path = Path("data/state")
+    published: Path = Path("data/published")
+
+    def resolved_against(self, base: Path) -> PathsConfig:
+        return PathsConfig(
+            incoming=(base / self.incoming).resolve(),
+            lake=(base / self.lake).resolve(),
+            state=(base / self.state).resolve(),
+            published=(base / self.published).resolve(),
+        )
+
+
+class ColumnMapping(_Section):
+    """Canonical column -> the source headers that mean it (matched case-insensitively)."""
+
+    order_id: list[str] = ["order_id", "order_no", "订单号", "订单编号"]
+    line_id: list[str] = ["line_id", "line_number", "line_no", "行号"]
+    customer_id: list[str] = ["customer_id", "member_id", "客户编号", "会员编号"]
+    ordered_at: list[str] = ["ordered_at", "order_time", "order_date", "下单时间"]
+    product_id: list[str] = ["product_id", "sku", "商品编号"]
+    quantity: list[str] = ["quantity", "qty", "数量"]
+    unit_price: list[str] = ["unit_price", "price", "单价"]
+    amount: list[str] = ["amount", "line_total", "金额"]
+    currency: list[str] = ["currency", "币种"]
+    status: list[str] = ["status", "order_status", "订单状态"]
+
+    @model_validator(mode="after")
+    def _aliases_are_unambiguous(self) -> ColumnMapping:
+        seen: dict[str, str] = {}
+        for canonical, aliases in self.model_dump().items():
+            if not aliases:
+                raise ValueError(f"{canonical}: needs at least one source header")
+            for alias in aliases:
+                key = normalize_header(alias)
+                if key in seen and seen[key] != canonical:
+                    raise ValueError(
+                        f"header {alias!r} is mapped to both {seen[key]} and {canonical}"
+                    )
+                seen[key] = canonical
+        return self
+
+    def lookup(self) -> dict[str, str]:
+        """Normalized source header -> canonical column."""
+        return {
+            normalize_header(alias): canonical
+            for canonical, aliases in self.model_dump().items()
+            for alias in aliases
+        }
+
+
+def normalize_header(header: str) -> str:
+    return header.strip().strip("\ufeff").strip().strip('"').strip().casefold()
+
+
+class SourceConfig(_Section):
+    """How the shop system's daily exports look."""
+
+    name: str = "shop"
+    # Files of one logical date: a glob under paths.incoming, with {date:...} formatted.
+    file_pattern: str = "sales_{date:%Y%m%d}*"
+    timezone: str = "Asia/Shanghai"
+    # "auto" sniffs a BOM, then tries UTF-8, then GB18030 (a superset of GBK).
+    encoding: str = "auto"
+    delimiter: Literal["auto", ",", ";", "\t", "|"] = "auto"
+    decimal_separator: Literal[".", ","] = "."
+    # Used when the export has no currency column.
+    currency: str = "CNY"
+    accepted_currencies: list[str] = ["CNY"]
+    # Local-time formats tried in order; strings with a UTC offset or Z are absolute.
+    timestamp_formats: list[str] = [
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%d %H:%M:%S.%f",
+        "%Y-%m-%dT%H:%M:%S.%f",
+        "%Y/%m/%d %H:%M:%S",
+        "%Y-%m-%d %H:%M",
+        "%Y/%m/%d %H:%M",
+    ]
+    # Status values (case-insensitive) that mark a line as returned or cancelled.
+    return_statuses: list[str] = ["returned", "refunded", "退货", "已退款"]
+    cancellation_statuses: list[str] = ["cancelled", "canceled", "已取消"]
+    columns: ColumnMapping = ColumnMapping()
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise ValueError(f"unknown timezone {value!r}") from error
+        return value
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
+        if value != "auto":
+            try:
+                codecs.lookup(value)
+            except LookupError as error:
+                raise ValueError(f"unknown encoding {value!r}") from error
+        return value
+
+    @field_validator("currency")
+    @classmethod
+    def _currency_code(cls, value: str) -> str:
+        if len(value) != 3 or not value.isascii() or not value.isalpha():
+            raise ValueError(f"{value!r} is not a 3-letter currency code")
+        return value.upper()
+
+    @field_validator("accepted_currencies")
+    @classmethod
+    def _currency_codes(cls, values: list[str]) -> list[str]:
+        return [cls._currency_code(value) for value in values]
+
+    @field_validator("file_pattern")
+    @classmethod
+    def _pattern_stays_inside_incoming(cls, value: str) -> str:
+        if "{date" not in value:
+            raise ValueError("must contain a {date:...} placeholder, e.g. sales_{date:%Y%m%d}*")
+        if value.startswith(("/", "\\")) or ".." in Path(value).parts:
+            raise ValueError("must be relative to paths.incoming and not leave it")
+        return value
+
+    @model_validator(mode="after")
+    def _default_currency_accepted(self) -> SourceConfig:
+        if self.currency not in self.accepted_currencies:
+            raise ValueError(f"currency {self.currency} is not in accepted_currencies")
+        return self
+
+
+class IngestConfig(_Section):
+    """Thresholds of ingest; see pipeline.example.toml for why each default."""
+
+    # Lines may arrive this late (ordered before the day's local midnight) and still land.
+    late_tolerance_hours: int = Field(default=48, ge=0, le=24 * 31)
+    # Lines stamped after the day's end by at most this much (clock skew) still land.
+    early_tolerance_hours: int = Field(default=1, ge=0, le=48)
+    # Duplicates are looked for in this many earlier days' partitions (re-sent files).
+    dedup_lookback_days: int = Field(default=7, ge=0, le=366)
+    # What a date with no export file at all means: an error, or a recorded empty day.
+    missing_export: Literal["fail", "empty"] = "fail"
+
+
+class DuckDBConfig(_Section):
+    """Resources DuckDB may use; it spills to paths.state beyond the memory limit."""
+
+    memory_limit: str = "1GB"
+    threads: int = Field(default=0, ge=0, le=256, description="0 means one per core")
+
+
+class Settings(BaseSettings):
+    """The whole configuration."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    paths: PathsConfig = PathsConfig()
+    source: SourceConfig = SourceConfig()
+    ingest: IngestConfig = IngestConfig()
+    duckdb: DuckDBConfig = DuckDBConfig()
+
+
+def load_settings(config_file: Path | None = None) -> Settings:
+    """Read the configuration now (never at import time).
+
+    Raises:
+        ConfigError: the file is missing or invalid; the message names the key.
+    """
+    from_env = os.environ.get(CONFIG_ENV_VAR)
+    explicit = config_file or (Path(from_env) if from_env else None)
+    if explicit is not None and not explicit.is_file():
+        raise ConfigError(f"config file not found: {explicit}")
+    toml_file = explicit or Path(DEFAULT_CONFIG_FILE)
+    source_name = str(toml_file) if toml_file.is_file() else "defaults"
+
+    class _FromFile(Settings):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file))
+
+    try:
+        loaded = _FromFile()
+    except ValidationError as error:
+        raise ConfigError(f"invalid configuration ({source_name}): {_describe(error)}") from None
+    except ValueError as error:  # malformed TOML
+        raise ConfigError(f"invalid configuration ({source_name}): {error}") from None
+    base = toml_file.parent.resolve() if toml_file.is_file() else Path.cwd()
+    return Settings.model_construct(
+        paths=loaded.paths.resolved_against(base),
+        source=loaded.source,
+        ingest=loaded.ingest,
+        duckdb=loaded.duckdb,
+    )
+
+
+def _describe(error: ValidationError) -> str:
+    problems = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "(root)"
+        message = item["msg"].removeprefix("Value error, ")
+        env_name = ENV_PREFIX + "__".join(str(part) for part in item["loc"]).upper()
+        where = f" (from ${env_name})" if env_name in os.environ else ""
+        problems.append(f"{key}{where}: {message}")
+    return "; ".join(problems)

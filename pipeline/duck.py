@@ -1,0 +1,27 @@
+"""DuckDB connections configured the same way everywhere."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from pipeline.config import DuckDBConfig
+
+
+def connect(
+    config: DuckDBConfig, spill_dir: Path, database: Path | None = None
+) -> duckdb.DuckDBPyConnection:
+    """A connection with UTC session time, bounded memory and a spill folder.
+
+    Session time is UTC so that no result depends on the machine's timezone; local
+    business dates are always computed with an explicit ``timezone(...)``.
+    """
+    spill_dir.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(database) if database else ":memory:")
+    con.execute("set TimeZone = 'UTC'")
+    con.execute("set memory_limit = $limit", {"limit": config.memory_limit})
+    con.execute("set temp_directory = $dir", {"dir": str(spill_dir)})
+    if config.threads:
+        con.execute("set threads = $threads", {"threads": config.threads})
+    return con

@@ -1,0 +1,24 @@
+"""Errors the pipeline raises on purpose: each says what is wrong and where."""
+
+from __future__ import annotations
+
+
+class PipelineError(Exception):
+    """An expected failure; the CLI prints it as one line and exits non-zero."""
+
+
+class ConfigError(PipelineError):
+    """The configuration is invalid; the message names the key."""
+
+
+class RejectedFileError(PipelineError):
+    """An input file has a structural problem and is rejected whole."""
+
+    def __init__(self, file: str, reason: str) -> None:
+        super().__init__(f"{file}: rejected: {reason}")
+        self.file = file
+        self.reason = reason
+
+
+class MissingExportError(PipelineError):
+    """No export file arrived for the logical date."""

@@ -1,0 +1,1 @@
+"""Ingest: one logical date of sales exports into the Parquet lake."""

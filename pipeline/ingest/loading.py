@@ -1,0 +1,150 @@
+"""Load export files into one all-text table, ``raw_export_lines``, with file row numbers.
+
+Every column stays text here so that no value can fail to load: parsing and its
+failures belong to the staging model, where each failure becomes a quarantine reason.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from pipeline.config import SourceConfig, normalize_header
+from pipeline.errors import RejectedFileError
+from pipeline.ingest.decoding import CANONICAL_COLUMNS, check_required_columns, prepare_csv
+from pipeline.ingest.files import ExportFile
+
+RAW_TABLE = "raw_export_lines"
+_FILE_ROWS = "export_file_rows"
+
+
+def create_raw_table(con: duckdb.DuckDBPyConnection) -> None:
+    columns = ",\n    ".join(f"{column} varchar" for column in CANONICAL_COLUMNS)
+    con.execute(
+        f"create or replace temp table {RAW_TABLE} (\n"
+        f"    source_file varchar not null,\n    source_row bigint not null,\n    {columns}\n)"
+    )
+
+
+def load_export_file(
+    con: duckdb.DuckDBPyConnection, export: ExportFile, source: SourceConfig, scratch: Path
+) -> dict[str, str]:
+    """Append one file's rows to ``raw_export_lines``; returns how it was read.
+
+    Raises:
+        RejectedFileError: the file cannot be read whole; nothing of it is kept.
+    """
+    if export.file_format == "parquet":
+        return _load_parquet(con, export, source)
+    return _load_csv(con, export, source, scratch)
+
+
+def _load_csv(
+    con: duckdb.DuckDBPyConnection, export: ExportFile, source: SourceConfig, scratch: Path
+) -> dict[str, str]:
+    layout = prepare_csv(export, source, scratch)
+    with layout.utf8_path.open("rb") as handle:
+        compression = "gzip" if handle.read(2) == b"\x1f\x8b" else "none"
+    names = [f"column{position:04d}" for position in range(layout.width)]
+    try:
+        con.execute(
+            f"create or replace temp table {_FILE_ROWS} as "
+            "select * from read_csv($path, header = true, auto_detect = false, columns = $columns,"
+            " delim = $delimiter, quote = '\"', escape = '\"', strict_mode = true,"
+            " null_padding = false, encoding = 'utf-8', compression = $compression)",
+            {
+                "path": str(layout.utf8_path),
+                "columns": dict.fromkeys(names, "VARCHAR"),
+                "delimiter": layout.delimiter,
+                "compression": compression,
+            },
+        )
+    except duckdb.Error as error:
+        raise RejectedFileError(export.name, _csv_problem(error)) from None
+    # Insertion order is file order (DuckDB preserves it), so rowid is the data row number.
+    expressions = [
+        names[layout.column_index[column]] if column in layout.column_index else "null"
+        for column in CANONICAL_COLUMNS
+    ]
+    _append(con, export, "rowid + 1", expressions, _FILE_ROWS)
+    con.execute(f"drop table {_FILE_ROWS}")
+    return {"encoding": layout.encoding, "delimiter": layout.delimiter}
+
+
+def _load_parquet(
+    con: duckdb.DuckDBPyConnection, export: ExportFile, source: SourceConfig
+) -> dict[str, str]:
+    params = {"path": str(export.path)}
+    try:
+        columns = con.sql("select * from read_parquet($path)", params=params).columns
+    except duckdb.Error as error:
+        raise RejectedFileError(export.name, f"unreadable Parquet: {_first_line(error)}") from None
+    lookup = source.columns.lookup()
+    mapped: dict[str, str] = {}
+    for column in columns:
+        canonical = lookup.get(normalize_header(column))
+        if canonical is None:
+            continue
+        if canonical in mapped:
+            raise RejectedFileError(
+                export.name, f"columns {mapped[canonical]!r} and {column!r} both map to {canonical}"
+            )
+        mapped[canonical] = column
+    check_required_columns(export.name, mapped.keys(), source)
+    expressions = [
+        f"cast({quote_identifier(mapped[column])} as varchar)" if column in mapped else "null"
+        for column in CANONICAL_COLUMNS
+    ]
+    try:
+        _append(
+            con,
+            export,
+            "file_row_number + 1",
+            expressions,
+            "read_parquet($path, file_row_number = true)",
+            params,
+        )
+    except duckdb.Error as error:
+        raise RejectedFileError(export.name, f"unreadable Parquet: {_first_line(error)}") from None
+    return {"encoding": "parquet", "delimiter": ""}
+
+
+def _append(
+    con: duckdb.DuckDBPyConnection,
+    export: ExportFile,
+    row_number: str,
+    expressions: list[str],
+    source_sql: str,
+    params: dict[str, str] | None = None,
+) -> None:
+    select_list = ",\n    ".join(
+        f"{expression} as {column}"
+        for expression, column in zip(expressions, CANONICAL_COLUMNS, strict=True)
+    )
+    con.execute(
+        f"insert into {RAW_TABLE}\nselect\n    $source_file as source_file,\n"
+        f"    {row_number} as source_row,\n    {select_list}\nfrom {source_sql}",
+        {"source_file": export.name, **(params or {})},
+    )
+
+
+def quote_identifier(name: str) -> str:
+    """A DuckDB identifier for any column name a file may carry."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _first_line(error: duckdb.Error) -> str:
+    return str(error).strip().splitlines()[0]
+
+
+def _csv_problem(error: duckdb.Error) -> str:
+    """DuckDB's CSV error without its advice section, on one line."""
+    lines = []
+    for line in str(error).strip().splitlines():
+        if line.startswith("Possible fix") or line.startswith("Possible Solution"):
+            break
+        if line.strip():
+            lines.append(line.strip())
+    text = "; ".join(lines).replace("Invalid Input Error: ", "").replace("IO Error: ", "")
+    return f"malformed CSV: {text}"

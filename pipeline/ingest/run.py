@@ -1,0 +1,192 @@
+"""Ingest one logical date: the day's export files into the lake's three tables."""
+
+from __future__ import annotations
+
+import fcntl
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import duckdb
+
+from pipeline import sql
+from pipeline.config import Settings
+from pipeline.duck import connect
+from pipeline.errors import MissingExportError
+from pipeline.ingest.files import ExportFile, find_export_files
+from pipeline.ingest.loading import create_raw_table, load_export_file
+from pipeline.lake import Lake, write_partition
+
+ORDER_LINES = "order_lines"
+QUARANTINE = "quarantined_order_lines"
+LEDGER = "ingest_ledger"
+# The ledger is written last: its partition marks the date as ingested.
+LAKE_TABLES = (QUARANTINE, ORDER_LINES, LEDGER)
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    """What one date's ingest did, file by file."""
+
+    export_date: date
+    files: list[dict[str, object]]
+    quarantine_reasons: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def rows_in(self) -> int:
+        return sum(int(str(row["rows_in"])) for row in self.files)
+
+    def total(self, column: str) -> int:
+        return sum(int(str(row[column])) for row in self.files)
+
+
+def ingest_date(settings: Settings, day: date, progress: Progress | None = None) -> IngestReport:
+    """Read the day's exports, validate them, and replace the day's lake partitions.
+
+    Re-running a date replaces its partitions with byte-identical files when the inputs
+    are unchanged. A structurally broken file aborts the date before anything is written.
+
+    Raises:
+        MissingExportError: no export file and ``ingest.missing_export = "fail"``.
+        RejectedFileError: a file is structurally broken (nothing is written).
+    """
+    report_progress = progress or (lambda _message: None)
+    paths = settings.paths
+    exports = find_export_files(paths.incoming, settings.source.file_pattern, day)
+    if not exports and settings.ingest.missing_export == "fail":
+        pattern = settings.source.file_pattern.format(date=day)
+        raise MissingExportError(
+            f"no export file for {day} in {paths.incoming} (pattern {pattern!r})"
+        )
+    lake = Lake(paths.lake)
+    with _date_lock(paths.state, day), _scratch_dir(paths.state) as scratch:
+        con = connect(settings.duckdb, spill_dir=scratch / "spill")
+        try:
+            read_as = _load_exports(con, exports, settings, scratch, report_progress)
+            _register_export_files(con, exports, read_as)
+            report_progress("validating")
+            sql.materialize(con, "staging/stg_sales_export_lines", _staging_params(settings, day))
+            _load_earlier_lines(con, lake, day, settings.ingest.dedup_lookback_days)
+            sql.materialize(con, "intermediate/int_sales_export_lines_classified")
+            for table in LAKE_TABLES:
+                report_progress(f"writing {table}")
+                write_partition(sql.relation(con, f"lake/{table}"), lake.partition_file(table, day))
+            return _report(con, day)
+        finally:
+            con.close()
+
+
+def _load_exports(
+    con: duckdb.DuckDBPyConnection,
+    exports: list[ExportFile],
+    settings: Settings,
+    scratch: Path,
+    report_progress: Progress,
+) -> dict[str, dict[str, str]]:
+    create_raw_table(con)
+    read_as = {}
+    for export in exports:
+        report_progress(f"reading {export.name}")
+        read_as[export.name] = load_export_file(con, export, settings.source, scratch)
+    return read_as
+
+
+def _register_export_files(
+    con: duckdb.DuckDBPyConnection,
+    exports: list[ExportFile],
+    read_as: dict[str, dict[str, str]],
+) -> None:
+    con.execute(
+        "create or replace temp table export_files (source_file varchar, file_sha256 varchar,"
+        " file_bytes bigint, file_format varchar, encoding varchar, delimiter varchar)"
+    )
+    con.executemany(
+        "insert into export_files values (?, ?, ?, ?, ?, ?)",
+        [
+            [
+                export.name,
+                export.sha256,
+                export.size_bytes,
+                export.file_format,
+                read_as[export.name]["encoding"],
+                read_as[export.name]["delimiter"],
+            ]
+            for export in exports
+        ],
+    )
+
+
+def _load_earlier_lines(
+    con: duckdb.DuckDBPyConnection, lake: Lake, day: date, lookback_days: int
+) -> None:
+    """The lookback partitions' lines, for duplicate detection (never later dates)."""
+    earlier_days = [day - timedelta(days=offset) for offset in range(lookback_days, 0, -1)]
+    files = [str(path) for path in lake.existing_partitions(ORDER_LINES, earlier_days)]
+    if files:
+        con.execute(
+            "create or replace temp table earlier_order_lines as"
+            " select * from read_parquet($files, hive_partitioning = true)",
+            {"files": files},
+        )
+    else:
+        # No earlier partition: an empty table shaped like the staged lines.
+        con.execute(
+            "create or replace temp table earlier_order_lines as"
+            " select *, null::date as export_date from stg_sales_export_lines limit 0"
+        )
+
+
+def _staging_params(settings: Settings, day: date) -> dict[str, object]:
+    source = settings.source
+    zone = ZoneInfo(source.timezone)
+    day_start = datetime.combine(day, time(), zone).astimezone(UTC)
+    day_end = datetime.combine(day + timedelta(days=1), time(), zone).astimezone(UTC)
+    return {
+        "timezone": source.timezone,
+        "timestamp_formats": source.timestamp_formats,
+        "window_start_utc": day_start - timedelta(hours=settings.ingest.late_tolerance_hours),
+        "window_end_utc": day_end + timedelta(hours=settings.ingest.early_tolerance_hours),
+        "decimal_separator": source.decimal_separator,
+        "default_currency": source.currency,
+        "accepted_currencies": source.accepted_currencies,
+        "return_statuses": [status.casefold() for status in source.return_statuses],
+        "cancellation_statuses": [status.casefold() for status in source.cancellation_statuses],
+    }
+
+
+def _report(con: duckdb.DuckDBPyConnection, day: date) -> IngestReport:
+    ledger = sql.relation(con, f"lake/{LEDGER}")
+    files = [dict(zip(ledger.columns, row, strict=True)) for row in ledger.fetchall()]
+    reasons = con.execute(
+        "select quarantine_reason, count(*) from int_sales_export_lines_classified"
+        " where disposition = 'quarantined' group by all order by all"
+    ).fetchall()
+    return IngestReport(day, files, {reason: count for reason, count in reasons})
+
+
+@contextmanager
+def _date_lock(state_dir: Path, day: date) -> Iterator[None]:
+    """One writer per date: a second ingest of the same date waits for the first."""
+    lock_dir = state_dir / "locks"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    with (lock_dir / f"ingest-{day.isoformat()}.lock").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+@contextmanager
+def _scratch_dir(state_dir: Path) -> Iterator[Path]:
+    root = state_dir / "tmp"
+    root.mkdir(parents=True, exist_ok=True)
+    directory = Path(tempfile.mkdtemp(prefix="ingest-", dir=root))
+    try:
+        yield directory
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)

@@ -1,0 +1,88 @@
+"""The Parquet lake: one folder per table, one file per date partition, swapped atomically.
+
+Layout: ``<lake>/<table>/export_date=YYYY-MM-DD/data.parquet``. A partition is written to
+a hidden ``.data.parquet.<pid>.tmp`` beside its final name, flushed to disk, then renamed
+over it, so a reader's ``*.parquet`` glob sees the old file or the new one, never a part.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import duckdb
+
+PARTITION_KEY = "export_date"
+PARTITION_FILE = "data.parquet"
+_TABLE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class Lake:
+    """Paths of the lake's tables and partitions."""
+
+    root: Path
+
+    def table_dir(self, table: str) -> Path:
+        if not _TABLE_NAME.match(table):
+            raise ValueError(f"not a lake table name: {table!r}")
+        return self.root / table
+
+    def partition_file(self, table: str, day: date) -> Path:
+        return self.table_dir(table) / f"{PARTITION_KEY}={day.isoformat()}" / PARTITION_FILE
+
+    def glob(self, table: str) -> str:
+        """The pattern readers use: every committed partition of ``table``."""
+        return str(self.table_dir(table) / f"{PARTITION_KEY}=*" / "*.parquet")
+
+    def existing_partitions(self, table: str, days: Iterable[date]) -> list[Path]:
+        return [path for day in days if (path := self.partition_file(table, day)).is_file()]
+
+    def partition_dates(self, table: str) -> list[date]:
+        """Dates with a committed partition, oldest first."""
+        directory = self.table_dir(table)
+        if not directory.is_dir():
+            return []
+        prefix = f"{PARTITION_KEY}="
+        return sorted(
+            date.fromisoformat(child.name.removeprefix(prefix))
+            for child in directory.iterdir()
+            if child.name.startswith(prefix) and (child / PARTITION_FILE).is_file()
+        )
+
+
+def write_partition(relation: duckdb.DuckDBPyRelation, target: Path) -> None:
+    """Write ``relation`` to ``target`` so that readers never see a partial file."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(target.parent)
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        relation.write_parquet(str(temporary), compression="zstd", use_tmp_file=False)
+        _fsync_file(temporary)
+        os.replace(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)
+    _fsync_dir(target.parent)
+
+
+def remove_stale_temporaries(directory: Path) -> None:
+    """Remove temporaries left by a writer that was killed mid-write."""
+    for leftover in directory.glob(".*.tmp"):
+        leftover.unlink(missing_ok=True)
+
+
+def _fsync_file(path: Path) -> None:
+    with path.open("rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
