@@ -1,0 +1,184 @@
+"""The command line: every step takes a logical date and runs without Airflow."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import click
+
+from pipeline import console
+from pipeline.config import PathsConfig, Settings, load_settings
+from pipeline.errors import PipelineError
+from pipeline.ingest.run import ingest_date
+from pipeline.ingest.status import lake_status
+from pipeline.lake import Lake
+
+DEMO_START = date(2025, 1, 1)
+
+
+@dataclass
+class _Context:
+    config_file: Path | None
+
+    def settings(self) -> Settings:
+        return load_settings(self.config_file)
+
+
+class _IsoDate(click.ParamType[date]):
+    name = "YYYY-MM-DD"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> date:
+        if isinstance(value, date):
+            return value
+        try:
+            return datetime.strptime(str(value), "%Y-%m-%d").date()
+        except ValueError:
+            self.fail(f"{value!r} is not a date like 2026-11-22", param, ctx)
+
+
+ISO_DATE = _IsoDate()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="TOML configuration (default: $RFM_CONFIG, else ./pipeline.toml, else built-in defaults).",
+)
+@click.option("--debug", is_flag=True, help="Show the traceback of an unexpected error.")
+@click.pass_context
+def cli(ctx: click.Context, config_file: Path | None, debug: bool) -> None:
+    """Daily sales exports to customer segments, lifecycle stages and danger alerts."""
+    ctx.obj = _Context(config_file)
+
+
+@cli.command()
+@click.option("--date", "day", type=ISO_DATE, required=True, help="The logical (export) date.")
+@click.pass_obj
+def ingest(context: _Context, day: date) -> None:
+    """Ingest one date's export files into the lake (replacing that date's partitions)."""
+    settings = context.settings()
+    with console.progress_bar(f"ingest {day}", total=1) as bar:
+        report = ingest_date(settings, day, lambda step: bar.detail(step))
+        bar.advance()
+    console.ingest_report(report)
+
+
+@cli.command()
+@click.option("--start", type=ISO_DATE, required=True, help="First logical date.")
+@click.option("--end", type=ISO_DATE, required=True, help="Last logical date (inclusive).")
+@click.pass_obj
+def backfill(context: _Context, start: date, end: date) -> None:
+    """Run every step for each date from START to END, in order."""
+    settings = context.settings()
+    _backfill(settings, start, end)
+    console.lake_status(lake_status(Lake(settings.paths.lake), start, end))
+
+
+@cli.command()
+@click.option("--start", type=ISO_DATE, help="First date (default: the first ingested).")
+@click.option("--end", type=ISO_DATE, help="Last date (default: the last ingested).")
+@click.pass_obj
+def status(context: _Context, start: date | None, end: date | None) -> None:
+    """Show what landed in the lake and what was quarantined, and why."""
+    lake = Lake(context.settings().paths.lake)
+    console.lake_status(lake_status(lake, start or date.min, end or date.max))
+
+
+@cli.command()
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("data/demo"),
+    show_default=True,
+    help="Where the demo lives.",
+)
+@click.option("--customers", type=click.IntRange(min=1), default=3000, show_default=True)
+@click.option("--days", type=click.IntRange(min=1), default=365, show_default=True)
+@click.option("--start", type=ISO_DATE, default=DEMO_START.isoformat(), show_default=True)
+@click.option("--seed", type=int, default=42, show_default=True)
+@click.pass_obj
+def demo(
+    context: _Context, directory: Path, customers: int, days: int, start: date, seed: int
+) -> None:
+    """Generate a simulated retailer's exports, then run the pipeline over every day."""
+    from pipeline.demo.generate import generate
+
+    directory = directory.resolve()
+    with console.progress_bar("generate exports", total=days) as bar:
+        summary = generate(
+            directory,
+            start=start,
+            days=days,
+            customers=customers,
+            seed=seed,
+            progress=lambda _day: bar.advance(),
+        )
+    console.out.print(f"Generated {summary}")
+    settings = context.settings()
+    demo_settings = settings.model_copy(
+        update={
+            "paths": PathsConfig(
+                incoming=directory / "incoming",
+                lake=directory / "lake",
+                state=directory / "state",
+                published=directory / "published",
+            )
+        }
+    )
+    end = start + timedelta(days=days - 1)
+    _backfill(demo_settings, start, end)
+    console.lake_status(lake_status(Lake(demo_settings.paths.lake), start, end))
+
+
+def _backfill(settings: Settings, start: date, end: date) -> None:
+    if end < start:
+        raise click.BadParameter(f"--end {end} is before --start {start}")
+    days = list(_dates(start, end))
+    with console.progress_bar("ingest", total=len(days)) as bar:
+        for day in days:
+            bar.detail(str(day))
+            ingest_date(settings, day)
+            bar.advance()
+
+
+def _dates(start: date, end: date) -> Iterator[date]:
+    day = start
+    while day <= end:
+        yield day
+        day += timedelta(days=1)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI: expected failures print one line and exit 1."""
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        cli.main(args=args, prog_name="rfm-pipeline", standalone_mode=False)
+    except click.exceptions.Exit as done:
+        sys.exit(done.exit_code)
+    except click.ClickException as error:
+        error.show()
+        sys.exit(error.exit_code)
+    except click.exceptions.Abort:
+        console.err.print("aborted")
+        sys.exit(130)
+    except PipelineError as error:
+        _fail(f"error: {error}")
+    except Exception as error:  # the last line of defence: still one clear line
+        if "--debug" in args:
+            traceback.print_exc()
+        _fail(f"error: unexpected {type(error).__name__}: {error} (--debug shows the traceback)")
+
+
+def _fail(message: str) -> None:
+    click.echo(" ".join(message.split()), err=True)
+    sys.exit(1)

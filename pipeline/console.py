@@ -1,0 +1,113 @@
+"""What the command line shows: progress bars and compact tables (rich)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from pipeline.ingest.run import IngestReport
+from pipeline.ingest.status import LakeStatus
+
+# Piped output (logs, CI) gets a fixed, wide width instead of rich's 80 columns.
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
+err = Console(stderr=True, highlight=False)
+
+_COUNT_COLUMNS = ("rows_in", "rows_accepted", "rows_quarantined", "rows_duplicate")
+
+
+class Bar:
+    """One progress bar: a step count and a line saying what is being done."""
+
+    def __init__(self, progress: Progress, task: TaskID) -> None:
+        self._progress = progress
+        self._task = task
+
+    def detail(self, text: str) -> None:
+        self._progress.update(self._task, detail=text)
+
+    def advance(self, steps: int = 1) -> None:
+        self._progress.update(self._task, advance=steps)
+
+
+@contextmanager
+def progress_bar(description: str, total: int) -> Iterator[Bar]:
+    """A progress bar on stderr; hidden when stderr is not a terminal."""
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=False,
+        disable=not err.is_terminal,
+    )
+    with progress:
+        yield Bar(progress, progress.add_task(description, total=total, detail=""))
+
+
+def ingest_report(report: IngestReport) -> None:
+    table = Table(title=f"Ingest {report.export_date}", title_justify="left")
+    table.add_column("file", no_wrap=True)
+    table.add_column("encoding")
+    for column in ("in", "accepted", "quarantined", "duplicates"):
+        table.add_column(column, justify="right")
+    for row in report.files:
+        table.add_row(
+            str(row["source_file"]),
+            str(row["encoding"]),
+            *(f"{int(str(row[column])):,}" for column in _COUNT_COLUMNS),
+        )
+    if not report.files:
+        table.add_row("(no export file: recorded as an empty day)", "", "0", "0", "0", "0")
+    out.print(table)
+    _reasons(report.quarantine_reasons.items())
+
+
+def lake_status(status: LakeStatus) -> None:
+    if not status.days:
+        out.print("No ingested dates in that range.")
+        return
+    first, last = status.days[0]["export_date"], status.days[-1]["export_date"]
+    table = Table(title=f"Lake: {len(status.days)} dates, {first} to {last}", title_justify="left")
+    for column in ("files", "rows in", "accepted", "quarantined", "duplicates", "empty days"):
+        table.add_column(column, justify="right")
+    empty_days = sum(1 for day in status.days if int(str(day["rows_in"])) == 0)
+    table.add_row(
+        f"{status.total('files'):,}",
+        *(f"{status.total(column):,}" for column in _COUNT_COLUMNS),
+        f"{empty_days:,}",
+    )
+    out.print(table)
+    balanced = status.total("rows_in") == sum(status.total(column) for column in _COUNT_COLUMNS[1:])
+    out.print(f"Every input row accounted for: {'yes' if balanced else 'NO'}")
+    _reasons(
+        (str(row["quarantine_reason"]), int(str(row["rows_quarantined"])))
+        for row in status.quarantine_reasons
+    )
+
+
+def _reasons(reasons: Iterable[tuple[str, int]]) -> None:
+    rows = list(reasons)
+    if not rows:
+        return
+    table = Table(title="Quarantined rows by reason", title_justify="left")
+    table.add_column("reason", no_wrap=True)
+    table.add_column("rows", justify="right")
+    for reason, count in rows:
+        table.add_row(reason, f"{count:,}")
+    out.print(table)

@@ -1,0 +1,59 @@
+"""What the lake holds: per-date ingest figures and quarantine reasons, read from Parquet."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import duckdb
+
+from pipeline import sql
+from pipeline.ingest.run import LEDGER, QUARANTINE
+from pipeline.lake import Lake
+
+
+@dataclass(frozen=True)
+class LakeStatus:
+    """Ingest figures for a range of dates."""
+
+    days: list[dict[str, object]]
+    quarantine_reasons: list[dict[str, object]]
+
+    def total(self, column: str) -> int:
+        return sum(int(str(day[column])) for day in self.days)
+
+
+def lake_status(lake: Lake, start: date, end: date) -> LakeStatus:
+    """Figures for the ingested dates between ``start`` and ``end`` (inclusive)."""
+    ledger_files = _partition_files(lake, LEDGER, start, end)
+    quarantine_files = _partition_files(lake, QUARANTINE, start, end)
+    bounds = {"start_date": start, "end_date": end}
+    con = duckdb.connect()
+    try:
+        days = (
+            _rows(con, "reports/ingest_days", {**bounds, "ledger_files": ledger_files})
+            if ledger_files
+            else []
+        )
+        reasons = (
+            _rows(
+                con, "reports/quarantine_reasons", {**bounds, "quarantine_files": quarantine_files}
+            )
+            if quarantine_files
+            else []
+        )
+    finally:
+        con.close()
+    return LakeStatus(days, reasons)
+
+
+def _partition_files(lake: Lake, table: str, start: date, end: date) -> list[str]:
+    days = [day for day in lake.partition_dates(table) if start <= day <= end]
+    return [str(path) for path in lake.existing_partitions(table, days)]
+
+
+def _rows(
+    con: duckdb.DuckDBPyConnection, model: str, params: dict[str, object]
+) -> list[dict[str, object]]:
+    relation = sql.relation(con, model, params)
+    return [dict(zip(relation.columns, row, strict=True)) for row in relation.fetchall()]
