@@ -26,10 +26,17 @@ class ExportFile:
 
 
 def find_export_files(incoming: Path, file_pattern: str, day: date) -> list[ExportFile]:
-    """The day's export files, sorted by name so that every run sees the same order."""
+    """The day's export files in precedence order: shortest name first, then by name.
+
+    When one line arrives in several files of a day, the first file's copy is kept. A
+    re-sent copy cannot share its original's name in one folder and gets a longer one
+    (``x (1).csv``, ``x_resend.csv``), so the original keeps precedence and re-sending a
+    file changes no line, not even its lineage.
+    """
     pattern = file_pattern.format(date=day)
-    paths = sorted(path for path in incoming.glob(pattern) if path.is_file())
-    return [_describe(path, incoming) for path in paths if not path.name.startswith(".")]
+    paths = [path for path in incoming.glob(pattern) if path.is_file()]
+    exports = [_describe(path, incoming) for path in paths if not path.name.startswith(".")]
+    return sorted(exports, key=lambda export: (len(export.name), export.name))
 
 
 def _describe(path: Path, incoming: Path) -> ExportFile:

@@ -23,25 +23,36 @@ def create_raw_table(con: duckdb.DuckDBPyConnection) -> None:
     columns = ",\n    ".join(f"{column} varchar" for column in CANONICAL_COLUMNS)
     con.execute(
         f"create or replace temp table {RAW_TABLE} (\n"
-        f"    source_file varchar not null,\n    source_row bigint not null,\n    {columns}\n)"
+        f"    source_file varchar not null,\n    file_order integer not null,\n"
+        f"    source_row bigint not null,\n    {columns}\n)"
     )
 
 
 def load_export_file(
-    con: duckdb.DuckDBPyConnection, export: ExportFile, source: SourceConfig, scratch: Path
+    con: duckdb.DuckDBPyConnection,
+    export: ExportFile,
+    file_order: int,
+    source: SourceConfig,
+    scratch: Path,
 ) -> dict[str, str]:
     """Append one file's rows to ``raw_export_lines``; returns how it was read.
+
+    ``file_order`` is the file's precedence among the day's files (0 first).
 
     Raises:
         RejectedFileError: the file cannot be read whole; nothing of it is kept.
     """
     if export.file_format == "parquet":
-        return _load_parquet(con, export, source)
-    return _load_csv(con, export, source, scratch)
+        return _load_parquet(con, export, file_order, source)
+    return _load_csv(con, export, file_order, source, scratch)
 
 
 def _load_csv(
-    con: duckdb.DuckDBPyConnection, export: ExportFile, source: SourceConfig, scratch: Path
+    con: duckdb.DuckDBPyConnection,
+    export: ExportFile,
+    file_order: int,
+    source: SourceConfig,
+    scratch: Path,
 ) -> dict[str, str]:
     layout = prepare_csv(export, source, scratch)
     with layout.utf8_path.open("rb") as handle:
@@ -67,13 +78,13 @@ def _load_csv(
         names[layout.column_index[column]] if column in layout.column_index else "null"
         for column in CANONICAL_COLUMNS
     ]
-    _append(con, export, "rowid + 1", expressions, _FILE_ROWS)
+    _append(con, export, file_order, "rowid + 1", expressions, _FILE_ROWS)
     con.execute(f"drop table {_FILE_ROWS}")
     return {"encoding": layout.encoding, "delimiter": layout.delimiter}
 
 
 def _load_parquet(
-    con: duckdb.DuckDBPyConnection, export: ExportFile, source: SourceConfig
+    con: duckdb.DuckDBPyConnection, export: ExportFile, file_order: int, source: SourceConfig
 ) -> dict[str, str]:
     params = {"path": str(export.path)}
     try:
@@ -100,6 +111,7 @@ def _load_parquet(
         _append(
             con,
             export,
+            file_order,
             "file_row_number + 1",
             expressions,
             "read_parquet($path, file_row_number = true)",
@@ -113,6 +125,7 @@ def _load_parquet(
 def _append(
     con: duckdb.DuckDBPyConnection,
     export: ExportFile,
+    file_order: int,
     row_number: str,
     expressions: list[str],
     source_sql: str,
@@ -124,8 +137,9 @@ def _append(
     )
     con.execute(
         f"insert into {RAW_TABLE}\nselect\n    $source_file as source_file,\n"
+        f"    $file_order as file_order,\n"
         f"    {row_number} as source_row,\n    {select_list}\nfrom {source_sql}",
-        {"source_file": export.name, **(params or {})},
+        {"source_file": export.name, "file_order": file_order, **(params or {})},
     )
 
 

@@ -92,9 +92,9 @@ def _load_exports(
 ) -> dict[str, dict[str, str]]:
     create_raw_table(con)
     read_as = {}
-    for export in exports:
+    for file_order, export in enumerate(exports):
         report_progress(f"reading {export.name}")
-        read_as[export.name] = load_export_file(con, export, settings.source, scratch)
+        read_as[export.name] = load_export_file(con, export, file_order, settings.source, scratch)
     return read_as
 
 
@@ -107,6 +107,8 @@ def _register_export_files(
         "create or replace temp table export_files (source_file varchar, file_sha256 varchar,"
         " file_bytes bigint, file_format varchar, encoding varchar, delimiter varchar)"
     )
+    if not exports:
+        return
     con.executemany(
         "insert into export_files values (?, ?, ?, ?, ?, ?)",
         [

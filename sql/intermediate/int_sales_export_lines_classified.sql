@@ -3,7 +3,7 @@
 -- Grain: one row per input row (source_file, source_row).
 --
 -- Natural key of an order line: (order_id, line_id). A line whose key was already
--- accepted, earlier in the day's files (in file-name and row order) or in the lookback
+-- accepted, earlier in the day's files (in file_order, then row order) or in the lookback
 -- partitions of earlier dates (earlier_order_lines), is a duplicate when every value
 -- agrees, and a conflicting duplicate (quarantined, never silently dropped) when not.
 
@@ -39,7 +39,7 @@ valid_lines as (
     select
         *,
         row_number() over (
-            partition by order_id, line_id order by source_file, source_row
+            partition by order_id, line_id order by file_order, source_row
         ) as occurrence_in_day,
 
     from line_contents

@@ -25,6 +25,7 @@ trimmed as (
 
     select
         source_file,
+        file_order,
         source_row,
         nullif(trim(order_id), '') as order_id,
         nullif(trim(line_id), '') as line_id_given,
@@ -132,6 +133,7 @@ final as (
 
     select
         source_file,
+        file_order,
         source_row,
         order_id,
         -- Without a line number in the export, a line is its position within the order

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Set up the project's environment from the lock file: .venv with every dependency.
+# Needs only python3 (3.11+) on the machine; installs uv into .cache/ if it is missing.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+UV_VERSION="0.13.9"
+
+python3 - <<'PY' || { echo "error: Python 3.11 or newer is needed as python3" >&2; exit 1; }
+import sys
+sys.exit(0 if sys.version_info >= (3, 11) else 1)
+PY
+
+if command -v uv >/dev/null 2>&1; then
+    UV="$(command -v uv)"
+else
+    UV=".cache/uv/bin/uv"
+    if [ ! -x "$UV" ] || [ "$("$UV" --version | cut -d' ' -f2)" != "$UV_VERSION" ]; then
+        echo "Installing uv $UV_VERSION into .cache/uv" >&2
+        python3 -m venv .cache/uv
+        .cache/uv/bin/python -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION"
+    fi
+fi
+
+# --frozen: install exactly what uv.lock pins; never re-resolve.
+"$UV" sync --frozen --all-extras --quiet

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The tests: lint, types, then pytest. `--all` adds the slow suites (CI runs those too).
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+bash scripts/bootstrap.sh
+
+marker=(-m "not slow")
+if [ "${1:-}" = "--all" ]; then
+    marker=()
+    shift
+fi
+
+.venv/bin/ruff check .
+.venv/bin/mypy
+exec .venv/bin/pytest -n auto "${marker[@]}" "$@"
