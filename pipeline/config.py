@@ -180,6 +180,16 @@ class IngestConfig(_Section):
     # What a date with no export file at all means: an error, or a recorded empty day.
     missing_export: Literal["fail", "empty"] = "fail"
 
+    @model_validator(mode="after")
+    def _lookback_covers_late_lines(self) -> IngestConfig:
+        # A late line re-sent the next day must still find its first copy.
+        if self.dedup_lookback_days * 24 < self.late_tolerance_hours:
+            raise ValueError(
+                f"dedup_lookback_days ({self.dedup_lookback_days}) must cover "
+                f"late_tolerance_hours ({self.late_tolerance_hours})"
+            )
+        return self
+
 
 class DuckDBConfig(_Section):
     """Resources DuckDB may use; it spills to paths.state beyond the memory limit."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from datetime import date
+from datetime import date, timedelta
 
 from pipeline.config import Settings
 from pipeline.ingest.run import ingest_date
@@ -115,17 +115,21 @@ def test_corrected_resend_is_quarantined_not_silently_dropped(settings: Settings
     ]
 
 
-def test_duplicates_are_looked_for_only_within_the_lookback(settings: Settings) -> None:
-    no_lookback = settings.model_copy(
-        update={"ingest": settings.ingest.model_copy(update={"dedup_lookback_days": 0})}
-    )
+def test_copy_resent_after_the_lookback_is_never_counted_twice(settings: Settings) -> None:
+    """Past the lookback a copy is not looked up, but it is also past the late tolerance."""
     original = write_csv(settings.paths.incoming / "sales_20261122.csv", LINES)
-    ingest_date(no_lookback, DAY)
-    shutil.copy(original, settings.paths.incoming / "sales_20261123_resend.csv")
+    ingest_date(settings, DAY)
+    late_day = DAY + timedelta(days=settings.ingest.dedup_lookback_days + 1)
+    shutil.copy(original, settings.paths.incoming / f"sales_{late_day:%Y%m%d}_resend.csv")
 
-    ingest_date(no_lookback, NEXT_DAY)
+    ingest_date(settings, late_day)
 
-    accepted_next = [
-        row for row in read_lake(settings, "order_lines") if row["export_date"] == NEXT_DAY
-    ]
-    assert len(accepted_next) == 3
+    assert [
+        row for row in read_lake(settings, "order_lines") if row["export_date"] == late_day
+    ] == []
+    reasons = {
+        row["quarantine_reason"]
+        for row in read_lake(settings, "quarantined_order_lines")
+        if row["export_date"] == late_day
+    }
+    assert reasons == {"ordered_at_outside_window"}

@@ -1,0 +1,109 @@
+"""The command line, run as a real subprocess: output, exit codes and one-line errors."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support import WEB_HEADER, write_csv
+
+GOOD = "W1,1,C1,2026-11-22 10:00:00,P1,2,10.00,20.00,CNY,completed"
+BAD = "W2,1,C1,2026-11-22 10:00:00,P1,3x,10.00,20.00,CNY,completed"
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    (tmp_path / "pipeline.toml").write_text(
+        '[paths]\nincoming = "in"\nlake = "lake"\nstate = "state"\n'
+    )
+    (tmp_path / "in").mkdir()
+    return tmp_path
+
+
+def run(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RFM_")}
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", *args],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_ingest_prints_what_landed(project: Path) -> None:
+    write_csv(project / "in" / "sales_20261122.csv", [WEB_HEADER, GOOD, BAD])
+
+    result = run(project, "ingest", "--date", "2026-11-22")
+
+    assert result.returncode == 0, result.stderr
+    assert "sales_20261122.csv" in result.stdout
+    assert "unparseable_quantity" in result.stdout
+    assert (project / "lake" / "order_lines" / "export_date=2026-11-22" / "data.parquet").is_file()
+
+
+def test_status_accounts_for_every_row(project: Path) -> None:
+    write_csv(project / "in" / "sales_20261122.csv", [WEB_HEADER, GOOD, BAD, GOOD])
+    write_csv(project / "in" / "sales_20261123.csv", [WEB_HEADER])
+    assert run(project, "backfill", "--start", "2026-11-22", "--end", "2026-11-23").returncode == 0
+
+    result = run(project, "status")
+
+    assert result.returncode == 0, result.stderr
+    assert "2 dates, 2026-11-22 to 2026-11-23" in result.stdout
+    assert "Every input row accounted for: yes" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("setup", "args", "expected"),
+    [
+        (
+            lambda p: write_csv(p / "in" / "sales_20261122.csv", ["order_id,sku", "W1,P1"]),
+            ["ingest", "--date", "2026-11-22"],
+            "error: sales_20261122.csv: rejected: required column missing",
+        ),
+        (
+            lambda p: None,
+            ["ingest", "--date", "2026-11-22"],
+            "error: no export file for 2026-11-22",
+        ),
+        (
+            lambda p: (p / "pipeline.toml").write_text('[source]\ntimezone = "Mars/Olympus"\n'),
+            ["ingest", "--date", "2026-11-22"],
+            "source.timezone: unknown timezone 'Mars/Olympus'",
+        ),
+    ],
+    ids=["rejected-file", "missing-export", "bad-config"],
+)
+def test_failure_is_one_clear_line_and_non_zero(
+    project: Path, setup, args: list[str], expected: str
+) -> None:  # type: ignore[no-untyped-def]
+    setup(project)
+
+    result = run(project, *args)
+
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert expected in lines[0]
+
+
+def test_bad_argument_is_a_usage_error(project: Path) -> None:
+    result = run(project, "ingest", "--date", "22/11/2026")
+    assert result.returncode == 2
+    assert "is not a date like 2026-11-22" in result.stderr
+
+
+def test_console_script_is_installed() -> None:
+    script = shutil.which("rfm-pipeline", path=str(Path(sys.executable).parent))
+    assert script is not None
+    result = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    for command in ("ingest", "backfill", "status", "demo"):
+        assert command in result.stdout
