@@ -283,3 +283,13 @@ def test_day_window_follows_the_local_day(settings: Settings) -> None:
         "W2",
         "W3",
     ]
+
+
+def test_skipped_spring_hour_reads_with_the_offset_before_the_switch(settings: Settings) -> None:
+    berlin = settings.model_copy(update={"source": settings.source.model_copy(update={"timezone": "Europe/Berlin", "currency": "EUR", "accepted_currencies": ["EUR"]})})
+    write_csv(settings.paths.incoming / "sales_20260329.csv", [WEB_HEADER, "W1,1,C1,2026-03-29 02:30:00,P1,1,1.00,1.00,EUR,completed"])
+
+    ingest_date(berlin, date(2026, 3, 29))
+
+    (line,) = read_lake(settings, "order_lines")
+    assert line["ordered_at"] == datetime(2026, 3, 29, 1, 30, tzinfo=UTC)
