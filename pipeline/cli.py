@@ -13,6 +13,7 @@ import click
 
 from pipeline import console
 from pipeline.config import PathsConfig, Settings, load_settings
+from pipeline.demo.generate import generate
 from pipeline.errors import PipelineError
 from pipeline.ingest.run import ingest_date
 from pipeline.ingest.status import lake_status
@@ -111,8 +112,6 @@ def demo(
     context: _Context, directory: Path, customers: int, days: int, start: date, seed: int
 ) -> None:
     """Generate a simulated retailer's exports, then run the pipeline over every day."""
-    from pipeline.demo.generate import generate
-
     directory = directory.resolve()
     with console.progress_bar("generate exports", total=days) as bar:
         summary = generate(
@@ -123,7 +122,7 @@ def demo(
             seed=seed,
             progress=lambda _day: bar.advance(),
         )
-    console.out.print(f"Generated {summary}")
+    console.generated(summary, directory)
     settings = context.settings()
     demo_settings = settings.model_copy(
         update={

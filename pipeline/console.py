@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
 
 from rich.console import Console
 from rich.progress import (
@@ -18,6 +20,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from pipeline.demo.generate import GenerateSummary
 from pipeline.ingest.run import IngestReport
 from pipeline.ingest.status import LakeStatus
 
@@ -58,6 +61,21 @@ def progress_bar(description: str, total: int) -> Iterator[Bar]:
     )
     with progress:
         yield Bar(progress, progress.add_task(description, total=total, detail=""))
+
+
+def generated(summary: GenerateSummary, directory: Path) -> None:
+    end = summary.start + timedelta(days=summary.days - 1)
+    out.print(
+        f"Generated {summary.days} days of exports ({summary.start} to {end}) for a retailer "
+        f"with {summary.customers:,} customers into {directory}:\n"
+        f"  {summary.order_lines_written:,} order lines in {summary.orders_written:,} orders "
+        f"(web {summary.web_lines:,}, stores {summary.store_lines:,}, app {summary.app_lines:,}), "
+        f"{summary.return_lines:,} return lines, {summary.guest_lines:,} guest lines;\n"
+        f"  {summary.bad_rows_injected} bad rows and {summary.resent_files} re-sent files "
+        f"injected on purpose; ground truth: {summary.dissatisfaction_onsets_in_window} "
+        f"dissatisfaction onsets, {summary.churns_in_window} churns, "
+        f"{summary.win_backs_in_window} win-backs."
+    )
 
 
 def ingest_report(report: IngestReport) -> None:
