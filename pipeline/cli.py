@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 import traceback
 from collections.abc import Iterator
@@ -12,7 +13,7 @@ from pathlib import Path
 import click
 
 from pipeline import console
-from pipeline.config import PathsConfig, Settings, load_settings
+from pipeline.config import Settings, load_settings
 from pipeline.demo.generate import generate
 from pipeline.errors import PipelineError
 from pipeline.ingest.run import ingest_date
@@ -20,6 +21,14 @@ from pipeline.ingest.status import lake_status
 from pipeline.lake import Lake
 
 DEMO_START = date(2025, 1, 1)
+DEMO_CONFIG = """\
+# The demo's configuration: the built-in defaults, with every path inside this folder.
+[paths]
+incoming = "incoming"
+lake = "lake"
+state = "state"
+published = "published"
+"""
 
 
 @dataclass
@@ -107,12 +116,14 @@ def status(context: _Context, start: date | None, end: date | None) -> None:
 @click.option("--days", type=click.IntRange(min=1), default=365, show_default=True)
 @click.option("--start", type=ISO_DATE, default=DEMO_START.isoformat(), show_default=True)
 @click.option("--seed", type=int, default=42, show_default=True)
-@click.pass_obj
-def demo(
-    context: _Context, directory: Path, customers: int, days: int, start: date, seed: int
-) -> None:
-    """Generate a simulated retailer's exports, then run the pipeline over every day."""
+def demo(directory: Path, customers: int, days: int, start: date, seed: int) -> None:
+    """Generate a simulated retailer's exports, then run the pipeline over every day.
+
+    The demo keeps its own configuration, DIR/pipeline.toml (defaults, paths inside
+    DIR), so that every command can be pointed at it afterwards with --config.
+    """
     directory = directory.resolve()
+    _clear_previous_demo(directory)
     with console.progress_bar("generate exports", total=days) as bar:
         summary = generate(
             directory,
@@ -123,20 +134,25 @@ def demo(
             progress=lambda _day: bar.advance(),
         )
     console.generated(summary, directory)
-    settings = context.settings()
-    demo_settings = settings.model_copy(
-        update={
-            "paths": PathsConfig(
-                incoming=directory / "incoming",
-                lake=directory / "lake",
-                state=directory / "state",
-                published=directory / "published",
-            )
-        }
-    )
+    config_file = directory / "pipeline.toml"
+    config_file.write_text(DEMO_CONFIG, encoding="utf-8")
+    settings = load_settings(config_file)
     end = start + timedelta(days=days - 1)
-    _backfill(demo_settings, start, end)
-    console.lake_status(lake_status(Lake(demo_settings.paths.lake), start, end))
+    _backfill(settings, start, end)
+    console.lake_status(lake_status(Lake(settings.paths.lake), start, end))
+    console.out.print(
+        f"Explore: rfm-pipeline --config {config_file} status\n"
+        f"         rfm-pipeline --config {config_file} ingest --date {end}"
+    )
+
+
+def _clear_previous_demo(directory: Path) -> None:
+    """Start from an empty folder; never delete one that a demo did not make."""
+    if not directory.exists() or not any(directory.iterdir()):
+        return
+    if not (directory / "manifest.json").is_file():
+        raise click.UsageError(f"--dir {directory} is not empty and holds no earlier demo")
+    shutil.rmtree(directory)
 
 
 def _backfill(settings: Settings, start: date, end: date) -> None:

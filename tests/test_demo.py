@@ -129,3 +129,27 @@ def test_demo_command(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "Lake: 14 dates, 2025-01-01 to 2025-01-14" in result.stdout
     assert "Every input row accounted for: yes" in result.stdout
+
+
+def test_demo_refuses_a_folder_it_did_not_make(tmp_path: Path) -> None:
+    (tmp_path / "precious.txt").write_text("keep me")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipeline",
+            "demo",
+            "--dir",
+            str(tmp_path),
+            "--days",
+            "2",
+            "--customers",
+            "50",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert "holds no earlier demo" in result.stderr
+    assert (tmp_path / "precious.txt").read_text() == "keep me"
