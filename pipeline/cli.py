@@ -140,9 +140,10 @@ def demo(directory: Path, customers: int, days: int, start: date, seed: int) -> 
     end = start + timedelta(days=days - 1)
     _backfill(settings, start, end)
     console.lake_status(lake_status(Lake(settings.paths.lake), start, end))
+    shown = console.shown(config_file)
     console.out.print(
-        f"Explore: rfm-pipeline --config {config_file} status\n"
-        f"         rfm-pipeline --config {config_file} ingest --date {end}"
+        f"Explore: rfm-pipeline --config {shown} status\n"
+        f"         rfm-pipeline --config {shown} ingest --date {end}"
     )
 
 

@@ -67,7 +67,7 @@ def generated(summary: GenerateSummary, directory: Path) -> None:
     end = summary.start + timedelta(days=summary.days - 1)
     out.print(
         f"Generated {summary.days} days of exports ({summary.start} to {end}) for a retailer "
-        f"with {summary.customers:,} customers into {directory}:\n"
+        f"with {summary.customers:,} customers into {shown(directory)}:\n"
         f"  {summary.order_lines_written:,} order lines in {summary.orders_written:,} orders "
         f"(web {summary.web_lines:,}, stores {summary.store_lines:,}, app {summary.app_lines:,}), "
         f"{summary.return_lines:,} return lines, {summary.guest_lines:,} guest lines;\n"
@@ -76,6 +76,14 @@ def generated(summary: GenerateSummary, directory: Path) -> None:
         f"dissatisfaction onsets, {summary.churns_in_window} churns, "
         f"{summary.win_backs_in_window} win-backs."
     )
+
+
+def shown(path: Path) -> str:
+    """A path as short as it can be said: relative to the working folder when inside it."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def ingest_report(report: IngestReport) -> None:
