@@ -105,6 +105,9 @@ def ingest_report(report: IngestReport) -> None:
 
 
 def lake_status(status: LakeStatus) -> None:
+    if status.incomplete_dates:
+        dates = ", ".join(str(day) for day in status.incomplete_dates)
+        out.print(f"[bold red]Incomplete dates[/] (an ingest died mid-write; re-run them): {dates}")
     if not status.days:
         out.print("No ingested dates in that range.")
         return

@@ -69,6 +69,13 @@ def write_partition(relation: duckdb.DuckDBPyRelation, target: Path) -> None:
     _fsync_dir(target.parent)
 
 
+def remove_partition(target: Path) -> None:
+    """Remove a partition file (an atomic unlink), durably."""
+    if target.exists():
+        target.unlink()
+        _fsync_dir(target.parent)
+
+
 def remove_stale_temporaries(directory: Path) -> None:
     """Remove temporaries left by a writer that was killed mid-write."""
     for leftover in directory.glob(".*.tmp"):

@@ -107,3 +107,14 @@ def test_console_script_is_installed() -> None:
     assert result.returncode == 0
     for command in ("ingest", "backfill", "status", "demo"):
         assert command in result.stdout
+
+
+def test_status_names_dates_an_interrupted_ingest_left_incomplete(project: Path) -> None:
+    write_csv(project / "in" / "sales_20261122.csv", [WEB_HEADER, GOOD])
+    assert run(project, "ingest", "--date", "2026-11-22").returncode == 0
+    # What a run killed between removing the ledger and rewriting it leaves behind.
+    (project / "lake" / "ingest_ledger" / "export_date=2026-11-22" / "data.parquet").unlink()
+
+    result = run(project, "status")
+
+    assert "Incomplete dates (an ingest died mid-write; re-run them): 2026-11-22" in result.stdout

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import fcntl
 import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -20,12 +19,13 @@ from pipeline.duck import connect
 from pipeline.errors import MissingExportError
 from pipeline.ingest.files import ExportFile, find_export_files
 from pipeline.ingest.loading import create_raw_table, load_export_file
-from pipeline.lake import Lake, write_partition
+from pipeline.lake import Lake, remove_partition, write_partition
 
 ORDER_LINES = "order_lines"
 QUARANTINE = "quarantined_order_lines"
 LEDGER = "ingest_ledger"
-# The ledger is written last: its partition marks the date as ingested.
+# The ledger partition is removed before and written after the others: a date with a
+# ledger partition is completely ingested, whatever moment an earlier run died at.
 LAKE_TABLES = (QUARANTINE, ORDER_LINES, LEDGER)
 
 Progress = Callable[[str], None]
@@ -66,7 +66,7 @@ def ingest_date(settings: Settings, day: date, progress: Progress | None = None)
             f"no export file for {day} in {paths.incoming} (pattern {pattern!r})"
         )
     lake = Lake(paths.lake)
-    with _date_lock(paths.state, day), _scratch_dir(paths.state) as scratch:
+    with _date_lock(paths.state, day), _scratch_dir(paths.state, day) as scratch:
         con = connect(settings.duckdb, spill_dir=scratch / "spill")
         try:
             read_as = _load_exports(con, exports, settings, scratch, report_progress)
@@ -75,6 +75,7 @@ def ingest_date(settings: Settings, day: date, progress: Progress | None = None)
             sql.materialize(con, "staging/stg_sales_export_lines", _staging_params(settings, day))
             _load_earlier_lines(con, lake, day, settings.ingest.dedup_lookback_days)
             sql.materialize(con, "intermediate/int_sales_export_lines_classified")
+            remove_partition(lake.partition_file(LEDGER, day))
             for table in LAKE_TABLES:
                 report_progress(f"writing {table}")
                 write_partition(sql.relation(con, f"lake/{table}"), lake.partition_file(table, day))
@@ -184,10 +185,14 @@ def _date_lock(state_dir: Path, day: date) -> Iterator[None]:
 
 
 @contextmanager
-def _scratch_dir(state_dir: Path) -> Iterator[Path]:
-    root = state_dir / "tmp"
-    root.mkdir(parents=True, exist_ok=True)
-    directory = Path(tempfile.mkdtemp(prefix="ingest-", dir=root))
+def _scratch_dir(state_dir: Path, day: date) -> Iterator[Path]:
+    """The date's scratch folder (transcoded files, DuckDB spill), taken under its lock.
+
+    One name per date, so what a killed run left behind is removed by the next run.
+    """
+    directory = state_dir / "tmp" / f"ingest-{day.isoformat()}"
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
     try:
         yield directory
     finally:

@@ -8,7 +8,7 @@ from datetime import date
 import duckdb
 
 from pipeline import sql
-from pipeline.ingest.run import LEDGER, QUARANTINE
+from pipeline.ingest.run import LEDGER, ORDER_LINES, QUARANTINE
 from pipeline.lake import Lake
 
 
@@ -18,6 +18,8 @@ class LakeStatus:
 
     days: list[dict[str, object]]
     quarantine_reasons: list[dict[str, object]]
+    # Dates with lake partitions but no ledger: an ingest died mid-write; re-run them.
+    incomplete_dates: list[date]
 
     def total(self, column: str) -> int:
         return sum(int(str(day[column])) for day in self.days)
@@ -44,7 +46,13 @@ def lake_status(lake: Lake, start: date, end: date) -> LakeStatus:
         )
     finally:
         con.close()
-    return LakeStatus(days, reasons)
+    return LakeStatus(days, reasons, _incomplete_dates(lake, start, end))
+
+
+def _incomplete_dates(lake: Lake, start: date, end: date) -> list[date]:
+    written = set(lake.partition_dates(ORDER_LINES)) | set(lake.partition_dates(QUARANTINE))
+    complete = set(lake.partition_dates(LEDGER))
+    return sorted(day for day in written - complete if start <= day <= end)
 
 
 def _partition_files(lake: Lake, table: str, start: date, end: date) -> list[str]:
