@@ -12,10 +12,15 @@ from tests.support import with_paths
 
 
 @pytest.fixture
-def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    """Default settings, every path under tmp_path, no config file or env override."""
+def clean_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No RFM_* variable and no pipeline.toml of the caller's can leak into a test."""
     for name in list(os.environ):
         if name.startswith("RFM_"):
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def settings(clean_environment: None, tmp_path: Path) -> Settings:
+    """Default settings with every path under tmp_path."""
     return with_paths(load_settings(), tmp_path)

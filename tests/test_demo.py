@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import Settings
+from pipeline.config import Settings, load_settings
 from pipeline.demo.generate import GenerateSummary, generate
 from pipeline.ingest.run import ingest_date
 from tests.support import read_lake, with_paths
@@ -36,8 +36,6 @@ NOISE_REASONS = {
 def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, GenerateSummary]:
     root = tmp_path_factory.mktemp("demo")
     summary = generate(root, start=START, days=DAYS, customers=800, seed=7)
-    from pipeline.config import load_settings
-
     settings = with_paths(load_settings(), root)
     for offset in range(DAYS):
         ingest_date(settings, START + timedelta(days=offset))
@@ -107,25 +105,29 @@ def test_gbk_store_exports_are_decoded(demo: tuple[Settings, GenerateSummary]) -
     assert any("礼盒" in str(row["product_id"]) for row in read_lake(settings, "order_lines"))
 
 
-def test_demo_command(tmp_path: Path) -> None:
-    result = subprocess.run(
+def _run_demo(directory: Path, days: int, customers: int) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [
             sys.executable,
             "-m",
             "pipeline",
             "demo",
             "--dir",
-            str(tmp_path / "demo"),
+            str(directory),
             "--days",
-            "14",
+            str(days),
             "--customers",
-            "300",
+            str(customers),
         ],
         capture_output=True,
         text=True,
         timeout=300,
-        cwd=tmp_path,
+        cwd=directory.parent,
     )
+
+
+def test_demo_command(tmp_path: Path) -> None:
+    result = _run_demo(tmp_path / "demo", days=14, customers=300)
     assert result.returncode == 0, result.stderr
     assert "Lake: 14 dates, 2025-01-01 to 2025-01-14" in result.stdout
     assert "Every input row accounted for: yes" in result.stdout
@@ -133,23 +135,7 @@ def test_demo_command(tmp_path: Path) -> None:
 
 def test_demo_refuses_a_folder_it_did_not_make(tmp_path: Path) -> None:
     (tmp_path / "precious.txt").write_text("keep me")
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pipeline",
-            "demo",
-            "--dir",
-            str(tmp_path),
-            "--days",
-            "2",
-            "--customers",
-            "50",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = _run_demo(tmp_path, days=2, customers=50)
     assert result.returncode == 2
     assert "holds no earlier demo" in result.stderr
     assert (tmp_path / "precious.txt").read_text() == "keep me"

@@ -39,10 +39,6 @@ class IngestReport:
     files: list[dict[str, object]]
     quarantine_reasons: dict[str, int] = field(default_factory=dict)
 
-    @property
-    def rows_in(self) -> int:
-        return sum(int(str(row["rows_in"])) for row in self.files)
-
     def total(self, column: str) -> int:
         return sum(int(str(row[column])) for row in self.files)
 

@@ -190,7 +190,7 @@ def test_header_only_file_is_an_empty_day(settings: Settings) -> None:
 
     report = ingest_date(settings, DAY)
 
-    assert report.rows_in == 0
+    assert report.total("rows_in") == 0
     assert read_lake(settings, "order_lines") == []
     (ledger,) = read_lake(settings, "ingest_ledger")
     assert (ledger["source_file"], ledger["rows_in"]) == ("sales_20261122_web.csv", 0)
