@@ -74,11 +74,8 @@ def _load_csv(
     except duckdb.Error as error:
         raise RejectedFileError(export.name, _csv_problem(error)) from None
     # Insertion order is file order (DuckDB preserves it), so rowid is the data row number.
-    expressions = [
-        names[layout.column_index[column]] if column in layout.column_index else "null"
-        for column in CANONICAL_COLUMNS
-    ]
-    _append(con, export, file_order, "rowid + 1", expressions, _FILE_ROWS)
+    present = {column: names[position] for column, position in layout.column_index.items()}
+    _append(con, export, file_order, "rowid + 1", present, _FILE_ROWS)
     con.execute(f"drop table {_FILE_ROWS}")
     return {"encoding": layout.encoding, "delimiter": layout.delimiter}
 
@@ -103,17 +100,16 @@ def _load_parquet(
             )
         mapped[canonical] = column
     check_required_columns(export.name, mapped.keys(), source)
-    expressions = [
-        f"cast({quote_identifier(mapped[column])} as varchar)" if column in mapped else "null"
-        for column in CANONICAL_COLUMNS
-    ]
+    present = {
+        column: f"cast({quote_identifier(name)} as varchar)" for column, name in mapped.items()
+    }
     try:
         _append(
             con,
             export,
             file_order,
             "file_row_number + 1",
-            expressions,
+            present,
             "read_parquet($path, file_row_number = true)",
             params,
         )
@@ -127,14 +123,20 @@ def _append(
     export: ExportFile,
     file_order: int,
     row_number: str,
-    expressions: list[str],
+    present: dict[str, str],
     source_sql: str,
     params: dict[str, str] | None = None,
 ) -> None:
-    select_list = ",\n    ".join(
-        f"{expression} as {column}"
-        for expression, column in zip(expressions, CANONICAL_COLUMNS, strict=True)
-    )
+    """Insert the file's rows; ``present`` maps canonical columns to the file's values."""
+    expressions = {column: present.get(column, "null") for column in CANONICAL_COLUMNS}
+    if "line_id" not in present:
+        # No line number in the export: a line is its position within its order in the
+        # file, so a re-sent copy of the file gets the same ids.
+        expressions["line_id"] = (
+            f"cast(row_number() over (partition by trim({present['order_id']})"
+            f" order by {row_number}) as varchar)"
+        )
+    select_list = ",\n    ".join(f"{value} as {column}" for column, value in expressions.items())
     con.execute(
         f"insert into {RAW_TABLE}\nselect\n    $source_file as source_file,\n"
         f"    $file_order as file_order,\n"

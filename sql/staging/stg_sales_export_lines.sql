@@ -28,7 +28,7 @@ trimmed as (
         file_order,
         source_row,
         nullif(trim(order_id), '') as order_id,
-        nullif(trim(line_id), '') as line_id_given,
+        nullif(trim(line_id), '') as line_id,
         nullif(trim(customer_id), '') as customer_id,
         nullif(trim(ordered_at), '') as ordered_at_text,
         nullif(trim(product_id), '') as product_id,
@@ -106,6 +106,7 @@ validated as (
         *,
         case
             when order_id is null then 'missing_order_id'
+            when line_id is null then 'missing_line_id'
             when ordered_at_text is null then 'missing_ordered_at'
             when ordered_at is null then 'unparseable_ordered_at'
             when ordered_at < $window_start_utc or ordered_at >= $window_end_utc
@@ -136,15 +137,7 @@ final as (
         file_order,
         source_row,
         order_id,
-        -- Without a line number in the export, a line is its position within the order
-        -- in the file: re-sent copies of a file get the same ids.
-        coalesce(
-            line_id_given,
-            cast(
-                row_number() over (partition by source_file, order_id order by source_row)
-                as varchar
-            )
-        ) as line_id,
+        line_id,
         customer_id,
         ordered_at,
         cast(timezone($timezone, ordered_at) as date) as order_date,

@@ -23,6 +23,7 @@ GOOD = [
 
 ROW_CLASSES = [
     ("missing_order_id", ",1,C3,2026-11-22 10:00:00,P1,1,10.00,10.00,CNY,completed"),
+    ("missing_line_id", "W3,,C3,2026-11-22 10:00:00,P1,1,10.00,10.00,CNY,completed"),
     ("missing_ordered_at", "W3,1,C3,,P1,1,10.00,10.00,CNY,completed"),
     ("unparseable_ordered_at", "W3,1,C3,2026-13-45 25:61:00,P1,1,10.00,10.00,CNY,completed"),
     ("ordered_at_outside_window", "W3,1,C3,2026-11-13 10:00:00,P1,1,10.00,10.00,CNY,completed"),
