@@ -1,0 +1,1 @@
+"""Benchmarks of the pipeline's steps on generated exports (run as ``python -m bench.<name>``)."""
