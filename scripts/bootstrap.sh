@@ -11,14 +11,26 @@ import sys
 sys.exit(0 if sys.version_info >= (3, 11) else 1)
 PY
 
+install_uv() {
+    # A private venv when python3 has venv; else pip --target (Debian splits off venv).
+    rm -rf .cache/uv
+    if python3 -m venv .cache/uv >/dev/null 2>&1; then
+        .cache/uv/bin/python -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION"
+    elif python3 -m pip --version >/dev/null 2>&1; then
+        python3 -m pip install --quiet --disable-pip-version-check --target .cache/uv "uv==$UV_VERSION"
+    else
+        echo "error: python3 has neither venv nor pip: install python3-venv, or uv itself" >&2
+        exit 1
+    fi
+}
+
 if command -v uv >/dev/null 2>&1; then
     UV="$(command -v uv)"
 else
     UV=".cache/uv/bin/uv"
     if [ ! -x "$UV" ] || [ "$("$UV" --version | cut -d' ' -f2)" != "$UV_VERSION" ]; then
         echo "Installing uv $UV_VERSION into .cache/uv" >&2
-        python3 -m venv .cache/uv
-        .cache/uv/bin/python -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION"
+        install_uv
     fi
 fi
 
