@@ -75,7 +75,7 @@ def ingest_date(settings: Settings, day: date, progress: Progress | None = None)
             for table in LAKE_TABLES:
                 report_progress(f"writing {table}")
                 write_partition(sql.relation(con, f"lake/{table}"), lake.partition_file(table, day))
-            return _report(con, day)
+            return _report(con, lake, day)
         finally:
             con.close()
 
@@ -155,17 +155,21 @@ def _staging_params(settings: Settings, day: date) -> dict[str, object]:
         "decimal_separator": source.decimal_separator,
         "default_currency": source.currency,
         "accepted_currencies": source.accepted_currencies,
-        "return_statuses": [status.casefold() for status in source.return_statuses],
-        "cancellation_statuses": [status.casefold() for status in source.cancellation_statuses],
+        # Lowercased as the staging model lowercases the export's status.
+        "return_statuses": [status.lower() for status in source.return_statuses],
+        "cancellation_statuses": [status.lower() for status in source.cancellation_statuses],
     }
 
 
-def _report(con: duckdb.DuckDBPyConnection, day: date) -> IngestReport:
-    ledger = sql.relation(con, f"lake/{LEDGER}")
+def _report(con: duckdb.DuckDBPyConnection, lake: Lake, day: date) -> IngestReport:
+    """What landed, read back from the partitions just written."""
+    ledger = con.sql(
+        "select * from read_parquet($path)", params={"path": str(lake.partition_file(LEDGER, day))}
+    )
     files = [dict(zip(ledger.columns, row, strict=True)) for row in ledger.fetchall()]
     reasons = con.execute(
-        "select quarantine_reason, count(*) from int_sales_export_lines_classified"
-        " where disposition = 'quarantined' group by all order by all"
+        "select quarantine_reason, count(*) from read_parquet($path) group by all order by all",
+        {"path": str(lake.partition_file(QUARANTINE, day))},
     ).fetchall()
     return IngestReport(day, files, {reason: count for reason, count in reasons})
 
