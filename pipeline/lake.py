@@ -35,10 +35,6 @@ class Lake:
     def partition_file(self, table: str, day: date) -> Path:
         return self.table_dir(table) / f"{PARTITION_KEY}={day.isoformat()}" / PARTITION_FILE
 
-    def glob(self, table: str) -> str:
-        """The pattern readers use: every committed partition of ``table``."""
-        return str(self.table_dir(table) / f"{PARTITION_KEY}=*" / "*.parquet")
-
     def existing_partitions(self, table: str, days: Iterable[date]) -> list[Path]:
         return [path for day in days if (path := self.partition_file(table, day)).is_file()]
 

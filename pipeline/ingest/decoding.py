@@ -43,15 +43,21 @@ class CsvLayout:
     delimiter: str
     width: int  # number of columns in the header
     column_index: dict[str, int]  # canonical column -> position in the file
+    compression: str  # of utf8_path, as DuckDB names it: "gzip" or "none"
+
+
+def is_gzip(path: Path) -> bool:
+    """Gzip by content, whatever the file's name says."""
+    with path.open("rb") as handle:
+        return handle.read(2) == b"\x1f\x8b"
 
 
 @contextmanager
 def open_decompressed(path: Path) -> Iterator[BinaryIO]:
-    with path.open("rb") as raw:
-        if raw.read(2) != b"\x1f\x8b":
-            raw.seek(0)
+    if not is_gzip(path):
+        with path.open("rb") as raw:
             yield raw
-            return
+        return
     with gzip.open(path, "rb") as unzipped:
         yield unzipped  # type: ignore[misc]
 
@@ -78,7 +84,8 @@ def prepare_csv(export: ExportFile, source: SourceConfig, scratch: Path) -> CsvL
     else:
         utf8_path = scratch / f"{export.sha256}.utf8.csv"
         _transcode(export, encoding, utf8_path)
-    return CsvLayout(utf8_path, encoding, delimiter, width, column_index)
+    compression = "gzip" if is_gzip(utf8_path) else "none"
+    return CsvLayout(utf8_path, encoding, delimiter, width, column_index, compression)
 
 
 def _sniff_encoding(name: str, head: bytes) -> str:
@@ -123,6 +130,17 @@ def _map_header(
     recognised, delimiter, fields = best
     if recognised == 0:
         raise RejectedFileError(name, f"header not recognised: {header_line[:200]!r}")
+    return delimiter, len(fields), map_columns(name, fields, source)
+
+
+def map_columns(name: str, fields: list[str], source: SourceConfig) -> dict[str, int]:
+    """Canonical column -> position among a file's column names.
+
+    Raises:
+        RejectedFileError: two columns map to one canonical column, or a required one
+            is missing.
+    """
+    lookup = source.columns.lookup()
     column_index: dict[str, int] = {}
     for position, field in enumerate(fields):
         canonical = lookup.get(normalize_header(field))
@@ -134,11 +152,11 @@ def _map_header(
                 name, f"columns {first!r} and {field!r} both map to {canonical}"
             )
         column_index[canonical] = position
-    check_required_columns(name, column_index.keys(), source)
-    return delimiter, len(fields), column_index
+    _check_required_columns(name, column_index.keys(), source)
+    return column_index
 
 
-def check_required_columns(name: str, present: Iterable[str], source: SourceConfig) -> None:
+def _check_required_columns(name: str, present: Iterable[str], source: SourceConfig) -> None:
     """Reject a file that lacks a required canonical column after mapping."""
     have = set(present)
     missing = [column for column in REQUIRED_COLUMNS if column not in have]

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import duckdb
 
-from pipeline.config import SourceConfig, normalize_header
+from pipeline.config import SourceConfig
 from pipeline.errors import RejectedFileError
-from pipeline.ingest.decoding import CANONICAL_COLUMNS, check_required_columns, prepare_csv
+from pipeline.ingest.decoding import CANONICAL_COLUMNS, map_columns, prepare_csv
 from pipeline.ingest.files import ExportFile
 
 RAW_TABLE = "raw_export_lines"
@@ -55,8 +55,6 @@ def _load_csv(
     scratch: Path,
 ) -> dict[str, str]:
     layout = prepare_csv(export, source, scratch)
-    with layout.utf8_path.open("rb") as handle:
-        compression = "gzip" if handle.read(2) == b"\x1f\x8b" else "none"
     names = [f"column{position:04d}" for position in range(layout.width)]
     try:
         con.execute(
@@ -68,7 +66,7 @@ def _load_csv(
                 "path": str(layout.utf8_path),
                 "columns": dict.fromkeys(names, "VARCHAR"),
                 "delimiter": layout.delimiter,
-                "compression": compression,
+                "compression": layout.compression,
             },
         )
     except duckdb.Error as error:
@@ -88,20 +86,9 @@ def _load_parquet(
         columns = con.sql("select * from read_parquet($path)", params=params).columns
     except duckdb.Error as error:
         raise RejectedFileError(export.name, f"unreadable Parquet: {_first_line(error)}") from None
-    lookup = source.columns.lookup()
-    mapped: dict[str, str] = {}
-    for column in columns:
-        canonical = lookup.get(normalize_header(column))
-        if canonical is None:
-            continue
-        if canonical in mapped:
-            raise RejectedFileError(
-                export.name, f"columns {mapped[canonical]!r} and {column!r} both map to {canonical}"
-            )
-        mapped[canonical] = column
-    check_required_columns(export.name, mapped.keys(), source)
     present = {
-        column: f"cast({quote_identifier(name)} as varchar)" for column, name in mapped.items()
+        canonical: f"cast({quote_identifier(columns[position])} as varchar)"
+        for canonical, position in map_columns(export.name, columns, source).items()
     }
     try:
         _append(
