@@ -19,6 +19,7 @@ from pipeline.errors import PipelineError
 from pipeline.ingest.run import ingest_date
 from pipeline.ingest.status import lake_status
 from pipeline.lake import Lake
+from pipeline.scoring.run import ScoreReport, score_date
 
 DEMO_START = date(2025, 1, 1)
 DEMO_CONFIG = """\
@@ -28,6 +29,7 @@ incoming = "incoming"
 lake = "lake"
 state = "state"
 published = "published"
+models = "models"
 """
 
 
@@ -83,14 +85,55 @@ def ingest(context: _Context, day: date) -> None:
 
 
 @cli.command()
+@click.option("--date", "day", type=ISO_DATE, required=True, help="The as-of (logical) date.")
+@click.option("--full", is_flag=True, help="Recompute the customer state from every order line.")
+@click.option("--refit", is_flag=True, help="Fit a new cluster model as of the date.")
+@click.pass_obj
+def score(context: _Context, day: date, full: bool, refit: bool) -> None:
+    """Score every customer as of a date: RFM, segments, clusters, summary."""
+    settings = context.settings()
+    with console.progress_bar(f"score {day}", total=1) as bar:
+        report = score_date(settings, day, full=full, refit=refit)
+        bar.advance()
+    console.score_report(report)
+
+
+@cli.command()
+@click.option("--date", "day", type=ISO_DATE, required=True, help="The as-of (logical) date.")
+@click.pass_obj
+def refit(context: _Context, day: date) -> None:
+    """Fit a new cluster model as of a date (ids matched to the previous model) and
+    rescore the date with it."""
+    settings = context.settings()
+    console.score_report(score_date(settings, day, refit=True))
+
+
+@cli.command()
+@click.option("--date", "day", type=ISO_DATE, required=True, help="The logical date.")
+@click.pass_obj
+def run(context: _Context, day: date) -> None:
+    """Every step for one date: ingest its exports, then score it."""
+    settings = context.settings()
+    with console.progress_bar(f"run {day}", total=2) as bar:
+        ingested = ingest_date(settings, day, lambda step: bar.detail(step))
+        bar.advance()
+        bar.detail("scoring")
+        scored = score_date(settings, day)
+        bar.advance()
+    console.ingest_report(ingested)
+    console.score_report(scored)
+
+
+@cli.command()
 @click.option("--start", type=ISO_DATE, required=True, help="First logical date.")
 @click.option("--end", type=ISO_DATE, required=True, help="Last logical date (inclusive).")
 @click.pass_obj
 def backfill(context: _Context, start: date, end: date) -> None:
     """Run every step for each date from START to END, in order."""
     settings = context.settings()
-    _backfill(settings, start, end)
+    scored = _backfill(settings, start, end)
     console.lake_status(lake_status(Lake(settings.paths.lake), start, end))
+    console.score_report(scored)
 
 
 @cli.command()
@@ -138,8 +181,9 @@ def demo(directory: Path, customers: int, days: int, start: date, seed: int) -> 
     config_file.write_text(DEMO_CONFIG, encoding="utf-8")
     settings = load_settings(config_file)
     end = start + timedelta(days=days - 1)
-    _backfill(settings, start, end)
+    scored = _backfill(settings, start, end)
     console.lake_status(lake_status(Lake(settings.paths.lake), start, end))
+    console.score_report(scored)
     shown = console.shown(config_file)
     console.out.print(
         f"Explore: rfm-pipeline --config {shown} status\n"
@@ -156,15 +200,18 @@ def _clear_previous_demo(directory: Path) -> None:
     shutil.rmtree(directory)
 
 
-def _backfill(settings: Settings, start: date, end: date) -> None:
+def _backfill(settings: Settings, start: date, end: date) -> ScoreReport:
+    """Ingest and score each date in order; the last date's scoring report."""
     if end < start:
         raise click.BadParameter(f"--end {end} is before --start {start}")
     days = list(_dates(start, end))
-    with console.progress_bar("ingest", total=len(days)) as bar:
+    with console.progress_bar("ingest and score", total=len(days)) as bar:
         for day in days:
             bar.detail(str(day))
             ingest_date(settings, day)
+            report = score_date(settings, day)
             bar.advance()
+    return report
 
 
 def _dates(start: date, end: date) -> Iterator[date]:

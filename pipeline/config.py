@@ -40,6 +40,7 @@ class PathsConfig(_Section):
     lake: Path = Path("data/lake")
     state: Path = Path("data/state")
     published: Path = Path("data/published")
+    models: Path = Path("data/models")
 
     def resolved_against(self, base: Path) -> PathsConfig:
         return PathsConfig(
@@ -47,6 +48,7 @@ class PathsConfig(_Section):
             lake=(base / self.lake).resolve(),
             state=(base / self.state).resolve(),
             published=(base / self.published).resolve(),
+            models=(base / self.models).resolve(),
         )
 
 
@@ -191,6 +193,45 @@ class IngestConfig(_Section):
         return self
 
 
+class ScoringConfig(_Section):
+    """How RFM is measured and scored; see pipeline.example.toml for why each default."""
+
+    # Frequency and monetary count the trailing window_days (the as-of date included);
+    # recency looks at all history.
+    window_days: int = Field(default=365, ge=28, le=3660)
+    # AHP weights of standardized R, F and M in the weighted score (source: article 7).
+    weight_recency: float = Field(default=0.199, gt=0, le=1)
+    weight_frequency: float = Field(default=0.414, gt=0, le=1)
+    weight_monetary: float = Field(default=0.387, gt=0, le=1)
+    # The Pareto share is the revenue share of this top fraction of customers.
+    pareto_top_share: float = Field(default=0.2, gt=0, lt=1)
+    # Daily customer state kept for re-runs; older dates are recomputed from all lines.
+    state_retention_days: int = Field(default=35, ge=1, le=3660)
+
+
+class ClustersConfig(_Section):
+    """K-means on log-scaled, standardized R, F, M."""
+
+    # Number of clusters; 0 chooses it in [k_min, k_max] by the best silhouette.
+    k: int = Field(default=5, ge=0, le=20)
+    k_min: int = Field(default=3, ge=2, le=20)
+    k_max: int = Field(default=8, ge=2, le=20)
+    # A new model is fitted when the newest one is this many days old; 0: only by `refit`.
+    refit_every_days: int = Field(default=7, ge=0, le=366)
+    # Customers the model is fitted on (a deterministic hash sample beyond this).
+    sample_size: int = Field(default=200_000, ge=100)
+    # Customers of the sample the silhouette is measured on (it is quadratic).
+    quality_sample_size: int = Field(default=10_000, ge=100)
+    n_init: int = Field(default=10, ge=1, le=100)
+    seed: int = 42
+
+    @model_validator(mode="after")
+    def _range_is_ordered(self) -> ClustersConfig:
+        if self.k_min > self.k_max:
+            raise ValueError(f"k_min ({self.k_min}) is above k_max ({self.k_max})")
+        return self
+
+
 class DuckDBConfig(_Section):
     """Resources DuckDB may use; it spills to paths.state beyond the memory limit."""
 
@@ -211,7 +252,21 @@ class Settings(BaseSettings):
     paths: PathsConfig = PathsConfig()
     source: SourceConfig = SourceConfig()
     ingest: IngestConfig = IngestConfig()
+    scoring: ScoringConfig = ScoringConfig()
+    clusters: ClustersConfig = ClustersConfig()
     duckdb: DuckDBConfig = DuckDBConfig()
+
+    @model_validator(mode="after")
+    def _window_outlasts_late_lines(self) -> Settings:
+        # Late lines must land inside the window, or incremental scoring would miss them.
+        if self.scoring.window_days <= late_span_days(self.ingest) + 1:
+            raise ValueError("scoring.window_days must exceed ingest.late_tolerance_hours")
+        return self
+
+
+def late_span_days(ingest: IngestConfig) -> int:
+    """How many days before its export date a line's local order date can be."""
+    return -(-ingest.late_tolerance_hours // 24)
 
 
 def load_settings(config_file: Path | None = None) -> Settings:
@@ -250,6 +305,8 @@ def load_settings(config_file: Path | None = None) -> Settings:
         paths=loaded.paths.resolved_against(base),
         source=loaded.source,
         ingest=loaded.ingest,
+        scoring=loaded.scoring,
+        clusters=loaded.clusters,
         duckdb=loaded.duckdb,
     )
 

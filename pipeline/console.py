@@ -23,6 +23,7 @@ from rich.table import Table
 from pipeline.demo.generate import GenerateSummary
 from pipeline.ingest.run import IngestReport
 from pipeline.ingest.status import LakeStatus
+from pipeline.scoring.run import ScoreReport
 
 # Piped output (logs, CI) gets a fixed, wide width instead of rich's 80 columns.
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
@@ -140,3 +141,41 @@ def _reasons(reasons: Iterable[tuple[str, int]]) -> None:
     for reason, count in rows:
         table.add_row(reason, f"{count:,}")
     out.print(table)
+
+
+def score_report(report: ScoreReport) -> None:
+    """The segment summary of a scored date: segments by value, then clusters."""
+    refit = "fitted today" if report.refitted else "in force"
+    out.print(
+        f"Scored {report.customers:,} customers as of {report.as_of_date} "
+        f"({report.mode} state; cluster model {report.model_version}, {refit})."
+    )
+    for dimension, title in (("segment", "Segments"), ("cluster", "Clusters (K-means)")):
+        rows = [row for row in report.summary if row["dimension"] == dimension]
+        rows.sort(key=lambda row: -float(row["mean_weighted_score"] or 0))
+        table = Table(title=f"{title} as of {report.as_of_date}", title_justify="left")
+        table.add_column("cluster" if dimension == "cluster" else "segment", no_wrap=True)
+        for column in ("customers", "share", "revenue share", "top 20% share"):
+            table.add_column(column, justify="right")
+        for column in ("recency d", "frequency", "monetary", "score"):
+            table.add_column(column, justify="right")
+        for row in rows:
+            label = str(row["group_name"])
+            if dimension == "cluster":
+                label = f"{row['group_id']} {label}"
+            table.add_row(
+                label,
+                f"{row['customers']:,}",
+                _percent(row["customer_share"]),
+                _percent(row["revenue_share"]),
+                _percent(row["pareto_share"]),
+                f"{row['mean_recency_days']:.0f}",
+                f"{row['mean_frequency']:.1f}",
+                f"{row['mean_monetary']:,.0f}",
+                f"{row['mean_weighted_score']:+.2f}",
+            )
+        out.print(table)
+
+
+def _percent(value: object) -> str:
+    return "" if value is None else f"{float(str(value)):.1%}"

@@ -22,3 +22,7 @@ class RejectedFileError(PipelineError):
 
 class MissingExportError(PipelineError):
     """No export file arrived for the logical date."""
+
+
+class NotIngestedError(PipelineError):
+    """A step needs a date that has not been (completely) ingested."""

@@ -1,6 +1,8 @@
 """The Parquet lake: one folder per table, one file per date partition, swapped atomically.
 
-Layout: ``<lake>/<table>/export_date=YYYY-MM-DD/data.parquet``. A partition is written to
+Layout: ``<lake>/<table>/<key>=YYYY-MM-DD/data.parquet``, where the key is ``export_date``
+for what ingest writes and ``as_of_date`` (or ``model_version``) for what is computed from
+it. The same layout serves the working state under ``paths.state``. A partition is written to
 a hidden ``.data.parquet.<pid>.tmp`` beside its final name, flushed to disk, then renamed
 over it, so a reader's ``*.parquet`` glob sees the old file or the new one, never a part.
 """
@@ -17,6 +19,7 @@ from pathlib import Path
 import duckdb
 
 PARTITION_KEY = "export_date"
+AS_OF_KEY = "as_of_date"
 PARTITION_FILE = "data.parquet"
 _TABLE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -32,18 +35,22 @@ class Lake:
             raise ValueError(f"not a lake table name: {table!r}")
         return self.root / table
 
-    def partition_file(self, table: str, day: date) -> Path:
-        return self.table_dir(table) / f"{PARTITION_KEY}={day.isoformat()}" / PARTITION_FILE
+    def partition_file(self, table: str, day: date, key: str = PARTITION_KEY) -> Path:
+        if not _TABLE_NAME.match(key):
+            raise ValueError(f"not a partition key: {key!r}")
+        return self.table_dir(table) / f"{key}={day.isoformat()}" / PARTITION_FILE
 
-    def existing_partitions(self, table: str, days: Iterable[date]) -> list[Path]:
-        return [path for day in days if (path := self.partition_file(table, day)).is_file()]
+    def existing_partitions(
+        self, table: str, days: Iterable[date], key: str = PARTITION_KEY
+    ) -> list[Path]:
+        return [path for day in days if (path := self.partition_file(table, day, key)).is_file()]
 
-    def partition_dates(self, table: str) -> list[date]:
+    def partition_dates(self, table: str, key: str = PARTITION_KEY) -> list[date]:
         """Dates with a committed partition, oldest first."""
         directory = self.table_dir(table)
         if not directory.is_dir():
             return []
-        prefix = f"{PARTITION_KEY}="
+        prefix = f"{key}="
         return sorted(
             date.fromisoformat(child.name.removeprefix(prefix))
             for child in directory.iterdir()

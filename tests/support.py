@@ -20,6 +20,7 @@ def with_paths(settings: Settings, root: Path) -> Settings:
         lake=root / "lake",
         state=root / "state",
         published=root / "published",
+        models=root / "models",
     )
     paths.incoming.mkdir(parents=True, exist_ok=True)
     return settings.model_copy(update={"paths": paths})

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import fcntl
-import shutil
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -20,6 +17,7 @@ from pipeline.errors import MissingExportError
 from pipeline.ingest.files import ExportFile, find_export_files
 from pipeline.ingest.loading import create_raw_table, load_export_file
 from pipeline.lake import Lake, remove_partition, write_partition
+from pipeline.workspace import workspace
 
 ORDER_LINES = "order_lines"
 QUARANTINE = "quarantined_order_lines"
@@ -62,7 +60,7 @@ def ingest_date(settings: Settings, day: date, progress: Progress | None = None)
             f"no export file for {day} in {paths.incoming} (pattern {pattern!r})"
         )
     lake = Lake(paths.lake)
-    with _date_lock(paths.state, day), _scratch_dir(paths.state, day) as scratch:
+    with workspace(paths.state, "ingest", day) as scratch:
         con = connect(settings.duckdb, spill_dir=scratch / "spill")
         try:
             read_as = _load_exports(con, exports, settings, scratch, report_progress)
@@ -172,28 +170,3 @@ def _report(con: duckdb.DuckDBPyConnection, lake: Lake, day: date) -> IngestRepo
         {"path": str(lake.partition_file(QUARANTINE, day))},
     ).fetchall()
     return IngestReport(day, files, {reason: count for reason, count in reasons})
-
-
-@contextmanager
-def _date_lock(state_dir: Path, day: date) -> Iterator[None]:
-    """One writer per date: a second ingest of the same date waits for the first."""
-    lock_dir = state_dir / "locks"
-    lock_dir.mkdir(parents=True, exist_ok=True)
-    with (lock_dir / f"ingest-{day.isoformat()}.lock").open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
-
-
-@contextmanager
-def _scratch_dir(state_dir: Path, day: date) -> Iterator[Path]:
-    """The date's scratch folder (transcoded files, DuckDB spill), taken under its lock.
-
-    One name per date, so what a killed run left behind is removed by the next run.
-    """
-    directory = state_dir / "tmp" / f"ingest-{day.isoformat()}"
-    shutil.rmtree(directory, ignore_errors=True)
-    directory.mkdir(parents=True)
-    try:
-        yield directory
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)

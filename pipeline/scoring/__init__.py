@@ -1,0 +1,1 @@
+"""Customer scoring: customer-day aggregates, customer state, RFM segments and clusters."""

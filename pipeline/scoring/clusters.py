@@ -1,0 +1,351 @@
+"""K-means clusters of customers on log-scaled, standardized R, F and M.
+
+A model is fitted on a deterministic sample, stored as a versioned JSON artifact
+(``paths.models/kmeans/version=YYYY-MM-DD/model.json``: scaler, centroids, k, quality)
+and applied daily as nearest-centroid in SQL. Its version is its fit date. Cluster ids
+stay stable across refits: new centroids are matched to the previous model's (the
+assignment that minimises the total distance), and only unmatched clusters get new ids.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+from scipy.optimize import linear_sum_assignment
+from sklearn.cluster import KMeans
+from sklearn.metrics import silhouette_score
+from sklearn.preprocessing import StandardScaler
+
+from pipeline.config import ClustersConfig, ScoringConfig
+
+FEATURES = ("log_recency", "log_frequency", "log_monetary")
+# The documents' five value classes, best first (article 7).
+VALUE_CLASSES = (
+    "high-value",
+    "important-to-develop",
+    "generally important",
+    "general",
+    "low-value",
+)
+# The 8 RFM types by (recent, frequent, high-spending) above the mean.
+RFM_TYPES = {
+    (True, True, True): "important value",
+    (True, False, True): "important develop",
+    (False, True, True): "important retain",
+    (False, False, True): "important win-back",
+    (True, True, False): "general value",
+    (True, False, False): "general develop",
+    (False, True, False): "general retain",
+    (False, False, False): "general win-back",
+}
+MODEL_FILE = "model.json"
+
+Matrix = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class ClusterProfile:
+    """One cluster of a model, described in the units people read."""
+
+    cluster_id: int
+    cluster_name: str
+    value_rank: int  # 1 = highest weighted score of its centroid
+    rfm_pattern: str  # e.g. R↑F↓M↑, against the sample's means
+    rfm_type: str
+    weighted_score: float
+    sample_customers: int
+    centroid_recency_days: float
+    centroid_frequency: float
+    centroid_monetary: float
+    mean_recency_days: float
+    mean_frequency: float
+    mean_monetary: float
+
+
+@dataclass(frozen=True)
+class ClusterModel:
+    """A fitted model: enough to assign any customer to its nearest centroid."""
+
+    version: date
+    k: int
+    scaler_mean: list[float]
+    scaler_scale: list[float]
+    centroids: list[list[float]]  # standardized space, one per profile, same order
+    profiles: list[ClusterProfile]
+    quality: dict[str, Any] = field(default_factory=dict)
+    previous_version: date | None = None
+
+    @property
+    def cluster_ids(self) -> list[int]:
+        return [profile.cluster_id for profile in self.profiles]
+
+    @property
+    def cluster_names(self) -> list[str]:
+        return [profile.cluster_name for profile in self.profiles]
+
+    def log_centroids(self) -> Matrix:
+        """Centroids in log-feature units (comparable across models)."""
+        return np.asarray(self.centroids) * self.scaler_scale + self.scaler_mean
+
+    def sql_params(self) -> dict[str, Any]:
+        return {
+            "centroids": self.centroids,
+            "scaler_mean": self.scaler_mean,
+            "scaler_scale": self.scaler_scale,
+            "cluster_ids": self.cluster_ids,
+            "cluster_names": self.cluster_names,
+            "model_version": self.version,
+        }
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["version"] = self.version.isoformat()
+        data["previous_version"] = self.previous_version and self.previous_version.isoformat()
+        return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> ClusterModel:
+        data = json.loads(text)
+        return cls(
+            version=date.fromisoformat(data["version"]),
+            k=data["k"],
+            scaler_mean=data["scaler_mean"],
+            scaler_scale=data["scaler_scale"],
+            centroids=data["centroids"],
+            profiles=[ClusterProfile(**profile) for profile in data["profiles"]],
+            quality=data["quality"],
+            previous_version=data["previous_version"]
+            and date.fromisoformat(data["previous_version"]),
+        )
+
+
+class ModelStore:
+    """Model versions under ``paths.models/kmeans``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root / "kmeans"
+
+    def path(self, version: date) -> Path:
+        return self.root / f"version={version.isoformat()}" / MODEL_FILE
+
+    def versions(self) -> list[date]:
+        if not self.root.is_dir():
+            return []
+        return sorted(
+            date.fromisoformat(child.name.removeprefix("version="))
+            for child in self.root.iterdir()
+            if child.name.startswith("version=") and (child / MODEL_FILE).is_file()
+        )
+
+    def newest_on_or_before(self, day: date) -> ClusterModel | None:
+        candidates = [version for version in self.versions() if version <= day]
+        return self.load(candidates[-1]) if candidates else None
+
+    def load(self, version: date) -> ClusterModel:
+        return ClusterModel.from_json(self.path(version).read_text(encoding="utf-8"))
+
+    def save(self, model: ClusterModel) -> Path:
+        """Write aside, then rename into place: a reader sees a whole model or none."""
+        target = self.path(model.version)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.with_name(f".{MODEL_FILE}.{os.getpid()}.tmp")
+        temporary.write_text(model.to_json(), encoding="utf-8")
+        os.replace(temporary, target)
+        return target
+
+
+def refit_due(model: ClusterModel | None, day: date, config: ClustersConfig) -> bool:
+    """Whether scoring ``day`` fits a new model (none yet, or the newest is too old)."""
+    if model is None:
+        return True
+    if config.refit_every_days == 0:
+        return False
+    return day - model.version >= timedelta(days=config.refit_every_days)
+
+
+def fit_sample(con: duckdb.DuckDBPyConnection, config: ClustersConfig) -> tuple[pd.DataFrame, int]:
+    """A deterministic sample of the view ``customer_features``, and the population size.
+
+    The sample is the customers with the smallest hash of (id, seed): the same customers
+    whatever the order of rows or the number of threads.
+    """
+    population = con.execute("select count(*) from customer_features").fetchall()[0][0]
+    sample = con.execute(
+        "select recency_days, frequency, monetary::double as monetary,"
+        " log_recency::double as log_recency, log_frequency::double as log_frequency,"
+        " log_monetary::double as log_monetary"
+        " from customer_features order by hash(customer_id, $seed), customer_id limit $n",
+        {"seed": config.seed, "n": config.sample_size},
+    ).df()
+    return sample, int(population)
+
+
+def fit_model(
+    sample: pd.DataFrame,
+    population: int,
+    day: date,
+    clusters: ClustersConfig,
+    scoring: ScoringConfig,
+    previous: ClusterModel | None,
+) -> ClusterModel:
+    """Fit K-means on the sample and describe its clusters; ids follow ``previous``."""
+    features = sample[list(FEATURES)].to_numpy(dtype=np.float64)
+    scaler = StandardScaler().fit(features)
+    scaled = scaler.transform(features)
+    distinct = len(np.unique(scaled, axis=0))
+    k, candidates = _choose_k(scaled, distinct, clusters)
+    kmeans = KMeans(n_clusters=k, n_init=clusters.n_init, random_state=clusters.seed)
+    labels = kmeans.fit_predict(scaled)
+    centroids: Matrix = kmeans.cluster_centers_
+    weights = np.array([-scoring.weight_recency, scoring.weight_frequency, scoring.weight_monetary])
+    scores = centroids @ weights
+    ranks = np.empty(k, dtype=int)
+    ranks[np.argsort(-scores, kind="stable")] = np.arange(1, k + 1)
+    log_centroids = centroids * scaler.scale_ + scaler.mean_
+    ids = _stable_ids(log_centroids, ranks, previous)
+    profiles = _profiles(sample, labels, log_centroids, scores, ranks, ids)
+    order = np.argsort(ids)
+    quality: dict[str, Any] = {
+        "inertia": round(float(kmeans.inertia_), 6),
+        "silhouette": _silhouette(scaled, labels, clusters),
+        "sample_size": len(sample),
+        "population": population,
+        "k_candidates": candidates,
+        "seed": clusters.seed,
+        "n_init": clusters.n_init,
+    }
+    return ClusterModel(
+        version=day,
+        k=k,
+        scaler_mean=[float(value) for value in scaler.mean_],
+        scaler_scale=[float(value) for value in scaler.scale_],
+        centroids=[[float(value) for value in centroids[index]] for index in order],
+        profiles=[profiles[index] for index in order],
+        quality=quality,
+        previous_version=previous.version if previous else None,
+    )
+
+
+def _choose_k(
+    scaled: Matrix, distinct: int, config: ClustersConfig
+) -> tuple[int, dict[str, float]]:
+    """The configured k, or the best silhouette in [k_min, k_max]; never above the
+    number of distinct points (K-means cannot place more centroids than that)."""
+    if config.k:
+        return max(1, min(config.k, distinct)), {}
+    candidates: dict[str, float] = {}
+    for k in range(config.k_min, min(config.k_max, distinct - 1) + 1):
+        labels = KMeans(n_clusters=k, n_init=config.n_init, random_state=config.seed).fit_predict(
+            scaled
+        )
+        candidates[str(k)] = _silhouette(scaled, labels, config) or -1.0
+    if not candidates:
+        return max(1, min(config.k_min, distinct)), candidates
+    best = max(candidates, key=lambda k: (candidates[k], -int(k)))
+    return int(best), candidates
+
+
+def _silhouette(scaled: Matrix, labels: npt.NDArray[Any], config: ClustersConfig) -> float | None:
+    if len(set(labels.tolist())) < 2 or len(scaled) < 3:
+        return None
+    size = min(config.quality_sample_size, len(scaled))
+    value = silhouette_score(scaled, labels, sample_size=size, random_state=config.seed)
+    return round(float(value), 6)
+
+
+def _stable_ids(
+    log_centroids: Matrix, ranks: npt.NDArray[Any], previous: ClusterModel | None
+) -> npt.NDArray[np.int64]:
+    """Ids of the new clusters: the previous model's id of the centroid each is matched
+    to, else (first model, or more clusters than before) new ids in value order."""
+    k = len(log_centroids)
+    ids = np.zeros(k, dtype=np.int64)
+    if previous is None:
+        ids[:] = ranks
+        return ids
+    before = previous.log_centroids()
+    distance = np.linalg.norm(log_centroids[:, None, :] - before[None, :, :], axis=2)
+    rows, cols = linear_sum_assignment(distance)
+    ids[rows] = np.asarray(previous.cluster_ids)[cols]
+    unmatched = [index for index in np.argsort(ranks) if index not in set(rows.tolist())]
+    next_id = max(previous.cluster_ids) + 1
+    for index in unmatched:
+        ids[index] = next_id
+        next_id += 1
+    return ids
+
+
+def _profiles(
+    sample: pd.DataFrame,
+    labels: npt.NDArray[Any],
+    log_centroids: Matrix,
+    scores: Matrix,
+    ranks: npt.NDArray[Any],
+    ids: npt.NDArray[np.int64],
+) -> list[ClusterProfile]:
+    k = len(log_centroids)
+    raw = sample[["recency_days", "frequency", "monetary"]].astype("float64")
+    overall = raw.mean()
+    names = _names(sample, labels, ranks, overall)
+    profiles = []
+    for index in range(k):
+        members = raw[labels == index]
+        means = members.mean()
+        pattern, rfm_type = _pattern(means, overall)
+        centroid = np.expm1(log_centroids[index])
+        profiles.append(
+            ClusterProfile(
+                cluster_id=int(ids[index]),
+                cluster_name=names[index],
+                value_rank=int(ranks[index]),
+                rfm_pattern=pattern,
+                rfm_type=rfm_type,
+                weighted_score=round(float(scores[index]), 6),
+                sample_customers=len(members),
+                centroid_recency_days=round(float(centroid[0]), 2),
+                centroid_frequency=round(float(centroid[1]), 3),
+                centroid_monetary=round(float(centroid[2]), 2),
+                mean_recency_days=round(float(means["recency_days"]), 2),
+                mean_frequency=round(float(means["frequency"]), 3),
+                mean_monetary=round(float(means["monetary"]), 2),
+            )
+        )
+    return profiles
+
+
+def _names(
+    sample: pd.DataFrame, labels: npt.NDArray[Any], ranks: npt.NDArray[Any], overall: pd.Series
+) -> list[str]:
+    """Five clusters take the value classes in rank order; other k take their RFM type,
+    numbered when two clusters share one."""
+    k = len(ranks)
+    if k == len(VALUE_CLASSES):
+        return [VALUE_CLASSES[rank - 1] for rank in ranks]
+    raw = sample[["recency_days", "frequency", "monetary"]].astype("float64")
+    types = [_pattern(raw[labels == index].mean(), overall)[1] for index in range(k)]
+    names = []
+    for index in range(k):
+        same = sorted(ranks[other] for other in range(k) if types[other] == types[index])
+        suffix = f" {same.index(ranks[index]) + 1}" if len(same) > 1 else ""
+        names.append(types[index] + suffix)
+    return names
+
+
+def _pattern(means: pd.Series, overall: pd.Series) -> tuple[str, str]:
+    recent = bool(means["recency_days"] < overall["recency_days"])
+    frequent = bool(means["frequency"] > overall["frequency"])
+    spending = bool(means["monetary"] > overall["monetary"])
+    arrows = "".join(
+        letter + ("↑" if up else "↓")
+        for letter, up in (("R", recent), ("F", frequent), ("M", spending))
+    )
+    return arrows, RFM_TYPES[(recent, frequent, spending)]

@@ -1,0 +1,65 @@
+"""Customer-day aggregates: one export date's order lines summed per customer and day."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import date
+from pathlib import Path
+
+from pipeline import sql
+from pipeline.config import Settings, late_span_days
+from pipeline.duck import connect
+from pipeline.lake import AS_OF_KEY, Lake, remove_partition, write_partition
+from pipeline.scoring.inputs import register_order_lines, require_ingested
+from pipeline.workspace import workspace
+
+CUSTOMER_DAYS = "customer_days"
+CUSTOMER_STATE = "customer_state"  # under paths.state; see customer_state.py
+
+
+def build_customer_days(settings: Settings, day: date) -> int:
+    """Replace ``day``'s customer_days partition from its order lines; return its rows.
+
+    When the partition's content changes (the date was re-ingested with other files),
+    every customer state from that date on is removed: it was computed from the old
+    rows, and the next scoring recomputes it.
+
+    Raises:
+        NotIngestedError: the date has no complete ingest.
+    """
+    lake = Lake(settings.paths.lake)
+    require_ingested(lake, day)
+    target = lake.partition_file(CUSTOMER_DAYS, day)
+    with workspace(settings.paths.state, "customer-days", day) as scratch:
+        con = connect(settings.duckdb, spill_dir=scratch / "spill")
+        try:
+            register_order_lines(con, lake, [day])
+            rows = sql.relation(
+                con,
+                "scoring/customer_days",
+                {"late_span_days": late_span_days(settings.ingest)},
+            ).project("* exclude (export_date)")
+            before = _digest(target)
+            write_partition(rows, target)
+            count = con.execute(
+                "select count(*) from read_parquet($path)", {"path": str(target)}
+            ).fetchone()
+        finally:
+            con.close()
+    if before is not None and before != _digest(target):
+        invalidate_states_from(settings, day)
+    return int(count[0]) if count else 0
+
+
+def invalidate_states_from(settings: Settings, day: date) -> None:
+    """Remove the customer states as of ``day`` and later: their inputs changed."""
+    state = Lake(settings.paths.state)
+    for as_of in state.partition_dates(CUSTOMER_STATE, AS_OF_KEY):
+        if as_of >= day:
+            remove_partition(state.partition_file(CUSTOMER_STATE, as_of, AS_OF_KEY))
+
+
+def _digest(path: Path) -> str | None:
+    if not path.is_file():
+        return None
+    return hashlib.sha256(path.read_bytes()).hexdigest()

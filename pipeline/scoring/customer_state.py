@@ -1,0 +1,102 @@
+"""Each customer's running purchase state as of a date, kept under ``paths.state``.
+
+The state as of D is computed from the state as of D-1 plus a bounded number of
+customer_days partitions (incremental), or from every order line up to D (full). Both
+give the same bytes; a test holds them to it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Literal
+
+import duckdb
+
+from pipeline import sql
+from pipeline.config import Settings, late_span_days
+from pipeline.lake import AS_OF_KEY, Lake, remove_partition, write_partition
+from pipeline.scoring.customer_days import CUSTOMER_DAYS, CUSTOMER_STATE, build_customer_days
+from pipeline.scoring.inputs import (
+    date_range,
+    ingested_dates,
+    register_order_lines,
+    register_parquet,
+)
+
+Mode = Literal["incremental", "full"]
+
+
+@dataclass(frozen=True)
+class StateReport:
+    as_of_date: date
+    mode: Mode
+    customers: int
+
+
+def state_file(settings: Settings, day: date) -> str:
+    return str(Lake(settings.paths.state).partition_file(CUSTOMER_STATE, day, AS_OF_KEY))
+
+
+def build_customer_state(
+    con: duckdb.DuckDBPyConnection, settings: Settings, day: date, *, full: bool = False
+) -> StateReport:
+    """Write the customer state as of ``day``; incremental when the day before's exists.
+
+    The caller holds the date's scoring lock and has built ``day``'s customer_days.
+    """
+    state = Lake(settings.paths.state)
+    previous = state.partition_file(CUSTOMER_STATE, day - timedelta(days=1), AS_OF_KEY)
+    params = {
+        "as_of_date": day,
+        "window_days": settings.scoring.window_days,
+        "late_span_days": late_span_days(settings.ingest),
+    }
+    mode: Mode
+    if previous.is_file() and not full:
+        mode = "incremental"
+        register_parquet(con, "previous_customer_state", [str(previous)])
+        register_parquet(con, "customer_days", _changed_day_files(settings, day))
+        rows = sql.relation(con, "scoring/customer_state_from_previous", params)
+    else:
+        mode = "full"
+        lake = Lake(settings.paths.lake)
+        register_order_lines(con, lake, ingested_dates(lake, day))
+        sql.relation(con, "scoring/customer_days", params).create_view(
+            "customer_days", replace=True
+        )
+        rows = sql.relation(con, "scoring/customer_state_from_history", params)
+    target = state.partition_file(CUSTOMER_STATE, day, AS_OF_KEY)
+    write_partition(rows, target)
+    count = con.execute("select count(*) from read_parquet($path)", {"path": str(target)})
+    customers = count.fetchall()[0][0]
+    _prune(state, day, settings.scoring.state_retention_days)
+    return StateReport(day, mode, int(customers))
+
+
+def _changed_day_files(settings: Settings, day: date) -> list[str]:
+    """customer_days partitions that can hold rows of a day entering or leaving the window.
+
+    Entering: ``day``'s own rows, checked against the exports of the late span before it
+    (a late line can repeat a purchase day they brought). Leaving: the day
+    ``window_days`` back, which exports up to the late span after it can carry.
+    """
+    lake = Lake(settings.paths.lake)
+    span = late_span_days(settings.ingest)
+    leaving = day - timedelta(days=settings.scoring.window_days)
+    wanted = date_range(day - timedelta(days=span), day) + date_range(
+        leaving, leaving + timedelta(days=span)
+    )
+    ingested = set(ingested_dates(lake, day))
+    for needed in wanted:
+        if needed in ingested and not lake.partition_file(CUSTOMER_DAYS, needed).is_file():
+            build_customer_days(settings, needed)  # a lake scored for the first time
+    return [str(path) for path in lake.existing_partitions(CUSTOMER_DAYS, sorted(set(wanted)))]
+
+
+def _prune(state: Lake, day: date, retention_days: int) -> None:
+    """Drop states older than the retention; re-running such a date recomputes in full."""
+    oldest_kept = day - timedelta(days=retention_days)
+    for as_of in state.partition_dates(CUSTOMER_STATE, AS_OF_KEY):
+        if as_of < oldest_kept:
+            remove_partition(state.partition_file(CUSTOMER_STATE, as_of, AS_OF_KEY))

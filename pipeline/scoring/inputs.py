@@ -1,0 +1,44 @@
+"""The lake partitions a scoring step reads, registered as views its SQL selects from."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date, timedelta
+
+import duckdb
+
+from pipeline.errors import NotIngestedError
+from pipeline.ingest.run import LEDGER, ORDER_LINES
+from pipeline.lake import Lake
+
+
+def require_ingested(lake: Lake, day: date) -> None:
+    """A date is readable once its ingest ledger partition exists (written last)."""
+    if not lake.partition_file(LEDGER, day).is_file():
+        raise NotIngestedError(
+            f"{day} is not ingested (no {LEDGER} partition in {lake.root}): "
+            f"run `rfm-pipeline ingest --date {day}` first"
+        )
+
+
+def ingested_dates(lake: Lake, through: date) -> list[date]:
+    """Every completely ingested date up to and including ``through``."""
+    return [day for day in lake.partition_dates(LEDGER) if day <= through]
+
+
+def register_order_lines(con: duckdb.DuckDBPyConnection, lake: Lake, days: Iterable[date]) -> None:
+    """The view ``order_lines``: the given dates' lines, with their export_date."""
+    files = [str(path) for path in lake.existing_partitions(ORDER_LINES, days)]
+    register_parquet(con, "order_lines", files)
+
+
+def register_parquet(con: duckdb.DuckDBPyConnection, view: str, files: list[str]) -> None:
+    """A temporary view over Parquet files, hive partition columns included."""
+    if not files:
+        raise ValueError(f"no files for view {view}")
+    con.read_parquet(files, hive_partitioning=True).create_view(view, replace=True)
+
+
+def date_range(first: date, last: date) -> list[date]:
+    """Every date from ``first`` to ``last``, inclusive."""
+    return [first + timedelta(days=offset) for offset in range((last - first).days + 1)]

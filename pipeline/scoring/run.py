@@ -1,0 +1,156 @@
+"""Score one as-of date: customer state, clusters, segments and their summary."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from pipeline import sql
+from pipeline.config import Settings
+from pipeline.duck import connect
+from pipeline.lake import AS_OF_KEY, Lake, write_partition
+from pipeline.scoring.clusters import ClusterModel, ModelStore, fit_model, fit_sample, refit_due
+from pipeline.scoring.customer_days import build_customer_days
+from pipeline.scoring.customer_state import Mode, build_customer_state, state_file
+from pipeline.scoring.inputs import register_parquet
+from pipeline.workspace import workspace
+
+CUSTOMER_SEGMENTS = "customer_segments"
+SEGMENT_SUMMARY = "segment_summary"
+CLUSTER_PROFILES = "cluster_profiles"
+MODEL_KEY = "model_version"
+
+
+@dataclass(frozen=True)
+class ScoreReport:
+    """What scoring a date did, and the segment summary it wrote."""
+
+    as_of_date: date
+    mode: Mode
+    customers: int
+    model_version: date
+    refitted: bool
+    summary: list[dict[str, Any]]
+
+
+def score_date(
+    settings: Settings, day: date, *, full: bool = False, refit: bool = False
+) -> ScoreReport:
+    """Rebuild ``day``'s customer days, then its state, clusters and segment tables.
+
+    ``full`` recomputes the state from every order line instead of the day before's;
+    ``refit`` fits a new cluster model as of ``day`` whatever the schedule says.
+
+    Raises:
+        NotIngestedError: ``day`` has no complete ingest.
+    """
+    build_customer_days(settings, day)
+    lake = Lake(settings.paths.lake)
+    with workspace(settings.paths.state, "score", day) as scratch:
+        con = connect(settings.duckdb, spill_dir=scratch / "spill")
+        try:
+            state = build_customer_state(con, settings, day, full=full)
+            register_parquet(con, "customer_state", [state_file(settings, day)])
+            params = _params(settings, day)
+            sql.relation(con, "scoring/customer_features", params).create_view(
+                "customer_features", replace=True
+            )
+            model, refitted = _model(con, settings, day, force=refit)
+            segments = lake.partition_file(CUSTOMER_SEGMENTS, day, AS_OF_KEY)
+            write_partition(
+                sql.relation(con, "scoring/customer_segments", params | model.sql_params()),
+                segments,
+            )
+            register_parquet(con, "customer_segments", [str(segments)])
+            summary = lake.partition_file(SEGMENT_SUMMARY, day, AS_OF_KEY)
+            write_partition(sql.relation(con, "scoring/segment_summary", params), summary)
+            return ScoreReport(
+                as_of_date=day,
+                mode=state.mode,
+                customers=_count(con, segments),
+                model_version=model.version,
+                refitted=refitted,
+                summary=_rows(con, summary),
+            )
+        finally:
+            con.close()
+
+
+def refit_model(settings: Settings, day: date) -> ScoreReport:
+    """Fit a new cluster model as of ``day`` and rescore the date with it."""
+    return score_date(settings, day, refit=True)
+
+
+def _params(settings: Settings, day: date) -> dict[str, Any]:
+    scoring = settings.scoring
+    return {
+        "as_of_date": day,
+        "weight_recency": scoring.weight_recency,
+        "weight_frequency": scoring.weight_frequency,
+        "weight_monetary": scoring.weight_monetary,
+        "pareto_top_share": scoring.pareto_top_share,
+        "rfm_segments_file": str(sql.sql_root() / "seeds" / "rfm_segments.csv"),
+        "rfm_types_file": str(sql.sql_root() / "seeds" / "rfm_types.csv"),
+    }
+
+
+def _model(
+    con: duckdb.DuckDBPyConnection, settings: Settings, day: date, *, force: bool
+) -> tuple[ClusterModel, bool]:
+    """The model in force on ``day``: the newest fitted on or before it, or a new one."""
+    store = ModelStore(settings.paths.models)
+    current = store.newest_on_or_before(day)
+    if current is not None and not force and not refit_due(current, day, settings.clusters):
+        return current, False
+    sample, population = fit_sample(con, settings.clusters)
+    if sample.empty:
+        raise ValueError(f"no customer has a purchase up to {day}: nothing to cluster")
+    previous = current if current is None or current.version < day else _before(store, day)
+    model = fit_model(sample, population, day, settings.clusters, settings.scoring, previous)
+    store.save(model)
+    _write_profiles(con, Lake(settings.paths.lake), model)
+    return model, True
+
+
+def _before(store: ModelStore, day: date) -> ClusterModel | None:
+    """The newest model strictly before ``day`` (what a refit of ``day`` follows)."""
+    earlier = [version for version in store.versions() if version < day]
+    return store.load(earlier[-1]) if earlier else None
+
+
+def _write_profiles(con: duckdb.DuckDBPyConnection, lake: Lake, model: ClusterModel) -> None:
+    """cluster_profiles: one row per cluster of the model, partitioned by its version."""
+    quality = model.quality
+    frame = pd.DataFrame([vars(profile) for profile in model.profiles]).assign(
+        k=model.k,
+        silhouette=quality.get("silhouette"),
+        inertia=quality.get("inertia"),
+        sample_size=quality.get("sample_size"),
+        population=quality.get("population"),
+        previous_version=model.previous_version,
+    )
+    relation = con.from_df(frame).project(
+        "cluster_id::integer as cluster_id, cluster_name, value_rank::integer as value_rank,"
+        " rfm_pattern, rfm_type, weighted_score, sample_customers::bigint as sample_customers,"
+        " centroid_recency_days, centroid_frequency, centroid_monetary, mean_recency_days,"
+        " mean_frequency, mean_monetary, k::integer as k, silhouette::double as silhouette,"
+        " inertia, sample_size::bigint as sample_size, population::bigint as population,"
+        " previous_version::date as previous_version"
+    )
+    target = lake.partition_file(CLUSTER_PROFILES, model.version, MODEL_KEY)
+    write_partition(relation.order("cluster_id"), target)
+
+
+def _count(con: duckdb.DuckDBPyConnection, path: Path) -> int:
+    result = con.execute("select count(*) from read_parquet($path)", {"path": str(path)})
+    return int(result.fetchall()[0][0])
+
+
+def _rows(con: duckdb.DuckDBPyConnection, path: Path) -> list[dict[str, Any]]:
+    relation = con.sql("select * from read_parquet($path)", params={"path": str(path)})
+    return [dict(zip(relation.columns, row, strict=True)) for row in relation.fetchall()]

@@ -1,0 +1,52 @@
+"""Per-step, per-date locks and scratch folders under ``paths.state``."""
+
+from __future__ import annotations
+
+import fcntl
+import re
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+
+_STEP = re.compile(r"^[a-z][a-z0-9_-]*$")
+
+
+def _name(step: str, day: date) -> str:
+    if not _STEP.match(step):
+        raise ValueError(f"not a step name: {step!r}")
+    return f"{step}-{day.isoformat()}"
+
+
+@contextmanager
+def date_lock(state_dir: Path, step: str, day: date) -> Iterator[None]:
+    """One writer per step and date: a second run of the same date waits for the first."""
+    lock_dir = state_dir / "locks"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    with (lock_dir / f"{_name(step, day)}.lock").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+@contextmanager
+def scratch_dir(state_dir: Path, step: str, day: date) -> Iterator[Path]:
+    """The step's scratch folder for a date (transcoded files, DuckDB spill).
+
+    Take it under the date's lock. One name per step and date, so what a killed run left
+    behind is removed by the next run.
+    """
+    directory = state_dir / "tmp" / _name(step, day)
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    try:
+        yield directory
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@contextmanager
+def workspace(state_dir: Path, step: str, day: date) -> Iterator[Path]:
+    """The date's lock for the step, and its scratch folder."""
+    with date_lock(state_dir, step, day), scratch_dir(state_dir, step, day) as scratch:
+        yield scratch
