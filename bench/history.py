@@ -48,6 +48,7 @@ ORDER_LINES = "order_lines"
 INGEST_LEDGER = "ingest_ledger"
 LOCAL_UTC_OFFSET_SECONDS = 8 * 3600  # Asia/Shanghai: UTC+8 all year (no DST since 1991)
 CATALOG = 20_000  # products
+PRODUCT_WIDTH = 6  # digits of a product number
 LINES_PER_ORDER_P = (0.40, 0.30, 0.20, 0.10)  # 1, 2, 3 or 4 lines: 2.0 on average
 GUEST_SHARE = 0.05  # of orders
 LATE_SHARE = 0.01  # of orders: ordered up to 48 h before the export day's local start
@@ -366,14 +367,15 @@ priced as (
         cast((500 + floor(49500 * pow(u({S_PRICE}, product), 2))) / 100.0 as decimal(18, 4))
             as unit_price,
     from lines
+    order by seq, j  -- narrow rows: cheaper to sort here than the final ones
 )
 select
-    'O{day:%Y%m%d}' || lpad(seq::varchar, {width}, '0') as order_id,
+    'O{day:%Y%m%d}' || substr(({10**width} + seq)::varchar, 2) as order_id,
     (j + 1)::varchar as line_id,
-    'C' || lpad(customer::varchar, {customer_width}, '0') as customer_id,
+    'C' || substr(({10**customer_width} + customer)::varchar, 2) as customer_id,
     to_timestamp({local_start} + offset_seconds) as ordered_at,
     date '{day.isoformat()}' + floor(offset_seconds / 86400)::integer as order_date,
-    'P' || lpad(product::varchar, 6, '0') as product_id,
+    'P' || substr(({10**PRODUCT_WIDTH} + product)::varchar, 2) as product_id,
     case when kind_draw >= {returns_from!r}
         and kind_draw < {cancellations_from!r} then -size else size end as quantity,
     unit_price,
@@ -387,7 +389,6 @@ select
     'sales_{day:%Y%m%d}.csv' as source_file,
     first_row + j + 1 as source_row,
 from priced
-order by seq, j
 """
 
 
@@ -401,11 +402,11 @@ select
     count(*),
     count(*) filter (where line_id = '1'),
     {len(CSV_HEADER) + 1}
-    + sum(
+    + coalesce(sum(
         length(order_id) + length(line_id) + coalesce(length(customer_id), 0)
         + 19 + length(product_id) + length(quantity::varchar) + length(unit_price::varchar)
         + length(amount::varchar) + length(currency) + length(line_kind) + 10
-    ),
+    ), 0),
 from day_lines
 """
 

@@ -150,6 +150,12 @@ def score_report(report: ScoreReport) -> None:
         f"Scored {report.customers:,} customers as of {report.as_of_date} "
         f"({report.mode} state; cluster model {report.model_version}, {refit})."
     )
+    everyone = next((row for row in report.summary if row["dimension"] == "all"), None)
+    if everyone is not None and everyone["pareto_share"] is not None:
+        out.print(
+            f"The top {report.pareto_top_share:.0%} of customers bring {_percent(everyone['pareto_share'])} "
+            "of the window's net revenue."
+        )
     for dimension, title in (("segment", "Segments"), ("cluster", "Clusters (K-means)")):
         rows = [row for row in report.summary if row["dimension"] == dimension]
         rows.sort(key=lambda row: -float(row["mean_weighted_score"] or 0))

@@ -26,3 +26,7 @@ class MissingExportError(PipelineError):
 
 class NotIngestedError(PipelineError):
     """A step needs a date that has not been (completely) ingested."""
+
+
+class DataCheckError(PipelineError):
+    """A table just written breaks its stated grain, accepted values or ranges."""

@@ -7,6 +7,7 @@ from datetime import date
 from pathlib import Path
 
 from pipeline import sql
+from pipeline.checks import check_partition
 from pipeline.config import Settings, late_span_days
 from pipeline.duck import connect
 from pipeline.lake import AS_OF_KEY, Lake, remove_partition, write_partition
@@ -34,13 +35,13 @@ def build_customer_days(settings: Settings, day: date) -> int:
         con = connect(settings.duckdb, spill_dir=scratch / "spill")
         try:
             register_order_lines(con, lake, [day])
-            rows = sql.relation(
-                con,
-                "scoring/customer_days",
-                {"late_span_days": late_span_days(settings.ingest)},
-            ).project("* exclude (export_date)")
+            params = {"late_span_days": late_span_days(settings.ingest)}
+            rows = sql.relation(con, "scoring/customer_days", params).project(
+                "* exclude (export_date)"
+            )
             before = _digest(target)
             write_partition(rows, target)
+            check_partition(con, CUSTOMER_DAYS, target, params)
             count = con.execute(
                 "select count(*) from read_parquet($path)", {"path": str(target)}
             ).fetchone()

@@ -14,6 +14,7 @@ from typing import Literal
 import duckdb
 
 from pipeline import sql
+from pipeline.checks import check_partition
 from pipeline.config import Settings, late_span_days
 from pipeline.lake import AS_OF_KEY, Lake, remove_partition, write_partition
 from pipeline.scoring.customer_days import CUSTOMER_DAYS, CUSTOMER_STATE, build_customer_days
@@ -68,6 +69,7 @@ def build_customer_state(
         rows = sql.relation(con, "scoring/customer_state_from_history", params)
     target = state.partition_file(CUSTOMER_STATE, day, AS_OF_KEY)
     write_partition(rows, target)
+    check_partition(con, CUSTOMER_STATE, target)
     count = con.execute("select count(*) from read_parquet($path)", {"path": str(target)})
     customers = count.fetchall()[0][0]
     _prune(state, day, settings.scoring.state_retention_days)

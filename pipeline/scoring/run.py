@@ -11,6 +11,7 @@ import duckdb
 import pandas as pd
 
 from pipeline import sql
+from pipeline.checks import check_partition
 from pipeline.config import Settings
 from pipeline.duck import connect
 from pipeline.lake import AS_OF_KEY, Lake, write_partition
@@ -36,6 +37,7 @@ class ScoreReport:
     model_version: date
     refitted: bool
     summary: list[dict[str, Any]]
+    pareto_top_share: float
 
 
 def score_date(
@@ -66,9 +68,10 @@ def score_date(
                 sql.relation(con, "scoring/customer_segments", params | model.sql_params()),
                 segments,
             )
-            register_parquet(con, "customer_segments", [str(segments)])
+            check_partition(con, CUSTOMER_SEGMENTS, segments)
             summary = lake.partition_file(SEGMENT_SUMMARY, day, AS_OF_KEY)
             write_partition(sql.relation(con, "scoring/segment_summary", params), summary)
+            check_partition(con, SEGMENT_SUMMARY, summary)
             return ScoreReport(
                 as_of_date=day,
                 mode=state.mode,
@@ -76,6 +79,7 @@ def score_date(
                 model_version=model.version,
                 refitted=refitted,
                 summary=_rows(con, summary),
+                pareto_top_share=settings.scoring.pareto_top_share,
             )
         finally:
             con.close()

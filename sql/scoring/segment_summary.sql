@@ -2,8 +2,10 @@
 -- as_of_date. Grain: one row per (dimension, group_id); dimension is 'all' (every scored
 -- customer), 'segment' (the 11 named segments) or 'cluster' (the model's clusters).
 -- Input: the view customer_segments (one date).
--- pareto_share: the revenue share of the group's top $pareto_top_share of customers by
--- monetary value (ties broken by customer_id), the documents' 20/80 rule.
+-- pareto_share: the share of the group's positive net spend that its top
+-- $pareto_top_share of customers by monetary value bring (ties broken by customer_id),
+-- the documents' 20/80 rule. Customers whose returns outweigh their purchases count
+-- as zero in it, so that the share stays between 0 and 1.
 
 with
 
@@ -51,9 +53,10 @@ groups as (
         any_value(group_name) as group_name,
         count(*) as customers,
         sum(monetary) as revenue,
-        sum(monetary) filter (
+        sum(greatest(monetary, 0)) as positive_revenue,
+        coalesce(sum(greatest(monetary, 0)) filter (
             where monetary_rank <= ceil($pareto_top_share * group_customers)
-        ) as top_revenue,
+        ), 0) as top_revenue,
         avg(recency_days) as mean_recency_days,
         avg(frequency) as mean_frequency,
         avg(monetary) as mean_monetary,
@@ -86,7 +89,7 @@ final as (
         round(groups.mean_frequency, 3)::double as mean_frequency,
         round(groups.mean_monetary, 2)::double as mean_monetary,
         round(groups.mean_weighted_score, 6)::double as mean_weighted_score,
-        round(groups.top_revenue / nullif(groups.revenue, 0), 6)::double as pareto_share,
+        round(groups.top_revenue / nullif(groups.positive_revenue, 0), 6)::double as pareto_share,
 
     from groups
     cross join totals

@@ -1,0 +1,32 @@
+-- Data checks of one customer_state partition (the view customer_state): each row
+-- names a check and how many rows fail it.
+
+with
+
+customer_state as (
+
+    select * from customer_state
+
+),
+
+counts as (
+
+    select
+        count(*) - count(distinct customer_id) as customer_id_not_unique,
+        count(*) filter (where customer_id is null) as customer_id_null,
+        count(*) filter (where window_purchase_days > lifetime_purchase_days)
+            as window_above_lifetime,
+        count(*) filter (
+            where window_purchase_days < 0 or window_sale_lines < 0
+                or window_return_lines < 0 or window_returned_amount < 0
+        ) as window_count_negative,
+        count(*) filter (where last_purchase_date < first_purchase_date) as dates_reversed,
+        count(*) filter (
+            where (first_purchase_date is null) <> (lifetime_purchase_days = 0)
+        ) as purchase_days_without_dates,
+
+    from customer_state
+
+)
+
+unpivot counts on columns(*) into name check_name value failing_rows

@@ -1,0 +1,55 @@
+"""Build small purchase histories through the real ingest, for scoring tests."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from pipeline.config import ScoringConfig, Settings
+from pipeline.ingest.run import ingest_date
+from tests.support import WEB_HEADER, read_lake, write_csv
+
+STATUS = {"sale": "completed", "return": "returned", "cancellation": "cancelled"}
+
+
+@dataclass(frozen=True)
+class Line:
+    """One order line: exported on ``export_day``; ordered on ``ordered`` (default: then)."""
+
+    export_day: date
+    order_id: str
+    customer_id: str  # "" for a guest
+    amount: str
+    kind: str = "sale"
+    ordered: date | None = None
+    line_id: int = 1
+
+
+def with_window(settings: Settings, window_days: int, state_retention_days: int = 3660) -> Settings:
+    """``settings`` with another window, keeping every daily state by default."""
+    scoring = ScoringConfig(window_days=window_days, state_retention_days=state_retention_days)
+    return settings.model_copy(update={"scoring": scoring})
+
+
+def ingest_history(settings: Settings, lines: list[Line], first: date, last: date) -> None:
+    """Write each day's export (header only when it has no line) and ingest it."""
+    by_day: dict[date, list[str]] = defaultdict(list)
+    for line in lines:
+        ordered = line.ordered or line.export_day
+        by_day[line.export_day].append(
+            f"{line.order_id},{line.line_id},{line.customer_id},{ordered} 12:00:00,P1,1,"
+            f"{line.amount},{line.amount},CNY,{STATUS[line.kind]}"
+        )
+    day = first
+    while day <= last:
+        name = f"sales_{day:%Y%m%d}.csv"
+        write_csv(settings.paths.incoming / name, [WEB_HEADER, *by_day.get(day, [])])
+        ingest_date(settings, day)
+        day += timedelta(days=1)
+
+
+def segments_of(settings: Settings, day: date) -> dict[str, dict[str, object]]:
+    """customer_segments as of ``day``, by customer id."""
+    rows = read_lake(settings, "customer_segments")
+    return {str(row["customer_id"]): row for row in rows if row["as_of_date"] == day}
