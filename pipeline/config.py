@@ -197,8 +197,9 @@ class ScoringConfig(_Section):
     """How RFM is measured and scored; see pipeline.example.toml for why each default."""
 
     # Frequency and monetary count the trailing window_days (the as-of date included);
-    # recency looks at all history.
-    window_days: int = Field(default=365, ge=28, le=3660)
+    # recency looks at all history. At most 378: the full recompute counts purchase days
+    # in a fixed-size 378-bit mask.
+    window_days: int = Field(default=365, ge=28, le=378)
     # AHP weights of standardized R, F and M in the weighted score (source: article 7).
     weight_recency: float = Field(default=0.199, gt=0, le=1)
     weight_frequency: float = Field(default=0.414, gt=0, le=1)

@@ -146,16 +146,20 @@ def _reasons(reasons: Iterable[tuple[str, int]]) -> None:
 def score_report(report: ScoreReport) -> None:
     """The segment summary of a scored date: segments by value, then clusters."""
     refit = "fitted today" if report.refitted else "in force"
+    model = (
+        f"cluster model {report.model_version}, {refit}"
+        if report.model_version
+        else "no cluster model yet"
+    )
     out.print(
         f"Scored {report.customers:,} customers as of {report.as_of_date} "
-        f"({report.mode} state; cluster model {report.model_version}, {refit})."
+        f"({report.mode} state; {model})."
     )
     everyone = next((row for row in report.summary if row["dimension"] == "all"), None)
     if everyone is not None and everyone["pareto_share"] is not None:
-        out.print(
-            f"The top {report.pareto_top_share:.0%} of customers bring {_percent(everyone['pareto_share'])} "
-            "of the window's net revenue."
-        )
+        top = f"{report.pareto_top_share:.0%}"
+        share = _percent(everyone["pareto_share"])
+        out.print(f"The top {top} of customers bring {share} of the window's net spend.")
     for dimension, title in (("segment", "Segments"), ("cluster", "Clusters (K-means)")):
         rows = [row for row in report.summary if row["dimension"] == dimension]
         rows.sort(key=lambda row: -float(row["mean_weighted_score"] or 0))

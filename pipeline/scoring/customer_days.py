@@ -11,7 +11,7 @@ from pipeline.checks import check_partition
 from pipeline.config import Settings, late_span_days
 from pipeline.duck import connect
 from pipeline.lake import AS_OF_KEY, Lake, remove_partition, write_partition
-from pipeline.scoring.inputs import register_order_lines, require_ingested
+from pipeline.scoring.inputs import register_model, register_order_lines, require_ingested
 from pipeline.workspace import workspace
 
 CUSTOMER_DAYS = "customer_days"
@@ -34,8 +34,9 @@ def build_customer_days(settings: Settings, day: date) -> int:
     with workspace(settings.paths.state, "customer-days", day) as scratch:
         con = connect(settings.duckdb, spill_dir=scratch / "spill")
         try:
-            register_order_lines(con, lake, [day])
             params = {"late_span_days": late_span_days(settings.ingest)}
+            register_order_lines(con, lake, [day])
+            register_model(con, "scoring/int_customer_lines", params)
             rows = sql.relation(con, "scoring/customer_days", params).project(
                 "* exclude (export_date)"
             )

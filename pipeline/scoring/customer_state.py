@@ -21,6 +21,7 @@ from pipeline.scoring.customer_days import CUSTOMER_DAYS, CUSTOMER_STATE, build_
 from pipeline.scoring.inputs import (
     date_range,
     ingested_dates,
+    register_model,
     register_order_lines,
     register_parquet,
 )
@@ -63,9 +64,7 @@ def build_customer_state(
         mode = "full"
         lake = Lake(settings.paths.lake)
         register_order_lines(con, lake, ingested_dates(lake, day))
-        sql.relation(con, "scoring/customer_days", params).create_view(
-            "customer_days", replace=True
-        )
+        register_model(con, "scoring/int_customer_lines", params)
         rows = sql.relation(con, "scoring/customer_state_from_history", params)
     target = state.partition_file(CUSTOMER_STATE, day, AS_OF_KEY)
     write_partition(rows, target)

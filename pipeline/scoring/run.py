@@ -18,9 +18,20 @@ from pipeline.lake import AS_OF_KEY, Lake, write_partition
 from pipeline.scoring.clusters import ClusterModel, ModelStore, fit_model, fit_sample, refit_due
 from pipeline.scoring.customer_days import build_customer_days
 from pipeline.scoring.customer_state import Mode, build_customer_state, state_file
-from pipeline.scoring.inputs import register_parquet
+from pipeline.scoring.inputs import register_model, register_parquet
+from pipeline.scoring.seeds import load_seeds, segment_lookups
+from pipeline.timing import Timings
 from pipeline.workspace import workspace
 
+# What customer_segments binds when there is no model yet (and no customer to assign).
+NO_MODEL: dict[str, Any] = {
+    "centroids": [[0.0, 0.0, 0.0]],
+    "scaler_mean": [0.0, 0.0, 0.0],
+    "scaler_scale": [1.0, 1.0, 1.0],
+    "cluster_ids": [0],
+    "cluster_names": [""],
+    "model_version": None,
+}
 CUSTOMER_SEGMENTS = "customer_segments"
 SEGMENT_SUMMARY = "segment_summary"
 CLUSTER_PROFILES = "cluster_profiles"
@@ -34,10 +45,11 @@ class ScoreReport:
     as_of_date: date
     mode: Mode
     customers: int
-    model_version: date
+    model_version: date | None  # None until a customer has purchased
     refitted: bool
     summary: list[dict[str, Any]]
     pareto_top_share: float
+    timings: dict[str, float]
 
 
 def score_date(
@@ -51,35 +63,43 @@ def score_date(
     Raises:
         NotIngestedError: ``day`` has no complete ingest.
     """
-    build_customer_days(settings, day)
+    timings = Timings()
+    with timings.phase("customer_days"):
+        build_customer_days(settings, day)
     lake = Lake(settings.paths.lake)
     with workspace(settings.paths.state, "score", day) as scratch:
         con = connect(settings.duckdb, spill_dir=scratch / "spill")
         try:
-            state = build_customer_state(con, settings, day, full=full)
+            with timings.phase("customer_state"):
+                state = build_customer_state(con, settings, day, full=full)
             register_parquet(con, "customer_state", [state_file(settings, day)])
             params = _params(settings, day)
-            sql.relation(con, "scoring/customer_features", params).create_view(
-                "customer_features", replace=True
-            )
-            model, refitted = _model(con, settings, day, force=refit)
+            register_model(con, "scoring/customer_features", params)
+            population = _population(con)
+            with timings.phase("cluster_model"):
+                model, refitted = _model(
+                    con, settings, day, force=refit, customers=population["customers"]
+                )
             segments = lake.partition_file(CUSTOMER_SEGMENTS, day, AS_OF_KEY)
-            write_partition(
-                sql.relation(con, "scoring/customer_segments", params | model.sql_params()),
-                segments,
-            )
-            check_partition(con, CUSTOMER_SEGMENTS, segments)
+            with timings.phase("customer_segments"):
+                load_seeds(con)
+                model_params = model.sql_params() if model else NO_MODEL
+                bound = params | population | segment_lookups(con) | model_params
+                write_partition(sql.relation(con, "scoring/customer_segments", bound), segments)
+                check_partition(con, CUSTOMER_SEGMENTS, segments)
             summary = lake.partition_file(SEGMENT_SUMMARY, day, AS_OF_KEY)
-            write_partition(sql.relation(con, "scoring/segment_summary", params), summary)
-            check_partition(con, SEGMENT_SUMMARY, summary)
+            with timings.phase("segment_summary"):
+                write_partition(sql.relation(con, "scoring/segment_summary", params), summary)
+                check_partition(con, SEGMENT_SUMMARY, summary)
             return ScoreReport(
                 as_of_date=day,
                 mode=state.mode,
                 customers=_count(con, segments),
-                model_version=model.version,
+                model_version=model.version if model else None,
                 refitted=refitted,
                 summary=_rows(con, summary),
                 pareto_top_share=settings.scoring.pareto_top_share,
+                timings=timings.seconds,
             )
         finally:
             con.close()
@@ -98,27 +118,36 @@ def _params(settings: Settings, day: date) -> dict[str, Any]:
         "weight_frequency": scoring.weight_frequency,
         "weight_monetary": scoring.weight_monetary,
         "pareto_top_share": scoring.pareto_top_share,
-        "rfm_segments_file": str(sql.sql_root() / "seeds" / "rfm_segments.csv"),
-        "rfm_types_file": str(sql.sql_root() / "seeds" / "rfm_types.csv"),
     }
 
 
 def _model(
-    con: duckdb.DuckDBPyConnection, settings: Settings, day: date, *, force: bool
-) -> tuple[ClusterModel, bool]:
-    """The model in force on ``day``: the newest fitted on or before it, or a new one."""
+    con: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    day: date,
+    *,
+    force: bool,
+    customers: int,
+) -> tuple[ClusterModel | None, bool]:
+    """The model in force on ``day``: the newest fitted on or before it, or a new one
+    (none while no customer has purchased: there is nothing to fit on)."""
     store = ModelStore(settings.paths.models)
     current = store.newest_on_or_before(day)
-    if current is not None and not force and not refit_due(current, day, settings.clusters):
+    due = force or refit_due(current, day, settings.clusters)
+    if not due or customers == 0:
         return current, False
     sample, population = fit_sample(con, settings.clusters)
-    if sample.empty:
-        raise ValueError(f"no customer has a purchase up to {day}: nothing to cluster")
     previous = current if current is None or current.version < day else _before(store, day)
     model = fit_model(sample, population, day, settings.clusters, settings.scoring, previous)
     store.save(model)
     _write_profiles(con, Lake(settings.paths.lake), model)
     return model, True
+
+
+def _population(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+    """rfm_population's one row, as parameters."""
+    relation = sql.relation(con, "scoring/rfm_population")
+    return dict(zip(relation.columns, relation.fetchall()[0], strict=True))
 
 
 def _before(store: ModelStore, day: date) -> ClusterModel | None:

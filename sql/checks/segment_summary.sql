@@ -18,7 +18,8 @@ counts as (
         count(*) filter (where customer_share not between 0 and 1) as share_outside_0_to_1,
         count(*) filter (where pareto_share not between 0 and 1) as pareto_outside_0_to_1,
         count(*) filter (where customers <= 0) as empty_group,
-        count(*) filter (where dimension = 'all') - 1 as not_one_all_row,
+        -- One 'all' row, or no row at all while nobody has purchased.
+        abs(count(*) filter (where dimension = 'all') - least(count(*), 1)) as not_one_all_row,
         abs(
             coalesce(sum(customers) filter (where dimension = 'segment'), 0)
             - coalesce(sum(customers) filter (where dimension = 'all'), 0)

@@ -26,7 +26,6 @@ profiles as (
         round(window_net_amount, 2)::decimal(18, 2) as monetary,
         ($as_of_date::date - first_purchase_date)::integer as tenure_days,
         round(window_returned_amount, 2)::decimal(18, 2) as returned_amount,
-        lifetime_purchase_days::integer as lifetime_purchase_days,
         round(lifetime_net_amount, 2)::decimal(18, 2) as lifetime_net_spend,
 
     from customer_state

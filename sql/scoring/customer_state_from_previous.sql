@@ -51,13 +51,9 @@ arriving as (
             as first_purchase_date,
         max(todays_rows.activity_date) filter (where todays_rows.sale_lines > 0)
             as last_purchase_date,
-        max(todays_rows.activity_date) as last_activity_date,
         count(*) filter (
             where todays_rows.sale_lines > 0 and already_counted.customer_id is null
         ) as purchase_days,
-        sum(todays_rows.sale_lines) as sale_lines,
-        sum(todays_rows.return_lines) as return_lines,
-        sum(todays_rows.sale_amount) as sale_amount,
         sum(todays_rows.returned_amount) as returned_amount,
         sum(todays_rows.net_amount) as net_amount,
 
@@ -76,9 +72,6 @@ leaving as (
     select
         customer_id,
         count(distinct activity_date) filter (where sale_lines > 0) as purchase_days,
-        sum(sale_lines) as sale_lines,
-        sum(return_lines) as return_lines,
-        sum(sale_amount) as sale_amount,
         sum(returned_amount) as returned_amount,
         sum(net_amount) as net_amount,
 
@@ -97,31 +90,12 @@ final as (
             as first_purchase_date,
         greatest(previous_state.last_purchase_date, arriving.last_purchase_date)
             as last_purchase_date,
-        greatest(previous_state.last_activity_date, arriving.last_activity_date)
-            as last_activity_date,
-        coalesce(previous_state.lifetime_purchase_days, 0)
-            + coalesce(arriving.purchase_days, 0) as lifetime_purchase_days,
         (
             coalesce(previous_state.lifetime_net_amount, 0) + coalesce(arriving.net_amount, 0)
         )::decimal(18, 4) as lifetime_net_amount,
         coalesce(previous_state.window_purchase_days, 0)
             + coalesce(arriving.purchase_days, 0)
             - coalesce(leaving.purchase_days, 0) as window_purchase_days,
-        (
-            coalesce(previous_state.window_sale_lines, 0)
-            + coalesce(arriving.sale_lines, 0)
-            - coalesce(leaving.sale_lines, 0)
-        )::bigint as window_sale_lines,
-        (
-            coalesce(previous_state.window_return_lines, 0)
-            + coalesce(arriving.return_lines, 0)
-            - coalesce(leaving.return_lines, 0)
-        )::bigint as window_return_lines,
-        (
-            coalesce(previous_state.window_sale_amount, 0)
-            + coalesce(arriving.sale_amount, 0)
-            - coalesce(leaving.sale_amount, 0)
-        )::decimal(18, 4) as window_sale_amount,
         (
             coalesce(previous_state.window_returned_amount, 0)
             + coalesce(arriving.returned_amount, 0)

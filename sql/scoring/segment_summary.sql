@@ -1,11 +1,12 @@
 -- Segments and clusters at a glance: the lake's segment_summary table, one partition per
 -- as_of_date. Grain: one row per (dimension, group_id); dimension is 'all' (every scored
--- customer), 'segment' (the 11 named segments) or 'cluster' (the model's clusters).
+-- customer), 'segment' (the 11 named segments) or 'cluster' (the model's clusters). No
+-- row at all while nobody has purchased.
 -- Input: the view customer_segments (one date).
 -- pareto_share: the share of the group's positive net spend that its top
--- $pareto_top_share of customers by monetary value bring (ties broken by customer_id),
--- the documents' 20/80 rule. Customers whose returns outweigh their purchases count
--- as zero in it, so that the share stays between 0 and 1.
+-- $pareto_top_share of customers by monetary value bring, the documents' 20/80 rule.
+-- Customers whose returns outweigh their purchases count as zero in it, so that the
+-- share stays between 0 and 1.
 
 with
 
@@ -15,55 +16,96 @@ customer_segments as (
 
 ),
 
-memberships as (
-
-    select 'all' as dimension, 'all' as group_id, 'all customers' as group_name, *
-    from customer_segments
-
-    union all
-
-    select 'segment', segment, segment, *
-    from customer_segments
-
-    union all
-
-    select 'cluster', cluster_id::varchar, cluster_name, *
-    from customer_segments
-
-),
-
-ranked as (
+customer_figures as (
 
     select
-        *,
-        row_number() over (
-            partition by dimension, group_id order by monetary desc, customer_id
-        ) as monetary_rank,
-        count(*) over (partition by dimension, group_id) as group_customers,
+        segment,
+        cluster_id,
+        cluster_name,
+        recency_days,
+        frequency,
+        monetary,
+        greatest(monetary, 0) as positive_monetary,
+        weighted_score,
 
-    from memberships
+    from customer_segments
 
 ),
 
 groups as (
 
     select
-        dimension,
-        group_id,
-        any_value(group_name) as group_name,
+        case
+            when grouping(segment) = 0 then 'segment'
+            when grouping(cluster_id) = 0 then 'cluster'
+            else 'all'
+        end as dimension,
+        coalesce(segment, cluster_id::varchar, 'all') as group_id,
+        case
+            when grouping(segment) = 0 then segment
+            when grouping(cluster_id) = 0 then any_value(cluster_name)
+            else 'all customers'
+        end as group_name,
         count(*) as customers,
         sum(monetary) as revenue,
-        sum(greatest(monetary, 0)) as positive_revenue,
-        coalesce(sum(greatest(monetary, 0)) filter (
-            where monetary_rank <= ceil($pareto_top_share * group_customers)
-        ), 0) as top_revenue,
+        sum(positive_monetary) as positive_revenue,
         avg(recency_days) as mean_recency_days,
         avg(frequency) as mean_frequency,
         avg(monetary) as mean_monetary,
         avg(weighted_score::decimal(18, 6)) as mean_weighted_score,
 
+    from customer_figures
+    group by grouping sets ((), (segment), (cluster_id))
+
+),
+
+memberships as (
+
+    select 'all' as dimension, 'all' as group_id, positive_monetary
+    from customer_figures
+
+    union all
+
+    select 'segment', segment, positive_monetary
+    from customer_figures
+
+    union all
+
+    select 'cluster', cluster_id::varchar, positive_monetary
+    from customer_figures
+
+),
+
+-- Customers by spend within their group. Ties may come in any order: tied customers
+-- spend the same, so the top customers' total does not depend on it.
+ranked as (
+
+    select
+        dimension,
+        group_id,
+        positive_monetary,
+        row_number() over (
+            partition by dimension, group_id order by positive_monetary desc
+        ) as spend_rank,
+
+    from memberships
+
+),
+
+top_spend as (
+
+    select
+        ranked.dimension,
+        ranked.group_id,
+        sum(ranked.positive_monetary) filter (
+            where ranked.spend_rank <= ceil($pareto_top_share * groups.customers)
+        ) as top_revenue,
+
     from ranked
-    group by dimension, group_id
+    inner join groups
+        on ranked.dimension = groups.dimension
+        and ranked.group_id = groups.group_id
+    group by ranked.dimension, ranked.group_id
 
 ),
 
@@ -89,10 +131,14 @@ final as (
         round(groups.mean_frequency, 3)::double as mean_frequency,
         round(groups.mean_monetary, 2)::double as mean_monetary,
         round(groups.mean_weighted_score, 6)::double as mean_weighted_score,
-        round(groups.top_revenue / nullif(groups.positive_revenue, 0), 6)::double as pareto_share,
+        round(top_spend.top_revenue / nullif(groups.positive_revenue, 0), 6)::double
+            as pareto_share,
 
     from groups
     cross join totals
+    inner join top_spend
+        on groups.dimension = top_spend.dimension
+        and groups.group_id = top_spend.group_id
 
 )
 

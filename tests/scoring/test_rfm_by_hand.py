@@ -83,7 +83,6 @@ def test_profiles(scored: Settings) -> None:
     }
     assert rows["A"]["first_purchase_date"] == JAN[4]
     assert rows["A"]["tenure_days"] == 26
-    assert rows["A"]["lifetime_purchase_days"] == 3  # 01-30 counted once
     assert rows["A"]["average_order_value"] == Decimal("136.67")
     assert rows["B"]["returned_amount"] == Decimal("100.00")
     assert rows["C"]["average_order_value"] is None

@@ -1,0 +1,40 @@
+"""The first dates of a lake: nobody has bought yet, or a date is not ingested."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from pipeline.config import Settings
+from pipeline.errors import NotIngestedError
+from pipeline.scoring.run import score_date
+from tests.scoring.history import Line, ingest_history, segments_of
+
+DAY1, DAY2 = date(2025, 6, 1), date(2025, 6, 2)
+
+
+def test_a_date_without_purchasers_scores_nobody_and_fits_no_model(settings: Settings) -> None:
+    history = [
+        Line(DAY1, "G1", "", "99"),  # a guest
+        Line(DAY1, "R1", "A", "10", kind="return"),  # a return of an older purchase
+        Line(DAY2, "S1", "A", "30"),
+    ]
+    ingest_history(settings, history, DAY1, DAY2)
+
+    first = score_date(settings, DAY1)
+    second = score_date(settings, DAY2)
+
+    assert (first.customers, first.model_version, first.refitted) == (0, None, False)
+    assert segments_of(settings, DAY1) == {}
+    assert first.summary == []
+    assert (second.customers, second.model_version, second.refitted) == (1, DAY2, True)
+    # The return before the first purchase is netted in the window's spend.
+    assert segments_of(settings, DAY2)["A"]["monetary"] == 20
+    written = sorted(path.parent.name for path in settings.paths.lake.glob("segment_summary/*/*"))
+    assert written == [f"as_of_date={DAY1}", f"as_of_date={DAY2}"]  # DAY1's is empty
+
+
+def test_scoring_a_date_that_is_not_ingested_says_so(settings: Settings) -> None:
+    with pytest.raises(NotIngestedError, match="2025-06-01 is not ingested"):
+        score_date(settings, DAY1)
