@@ -3,14 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -20,6 +15,8 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
+
+from bench.measure import Measurement, machine, run_measured
 
 HEADER = (
     "order_id",
@@ -33,7 +30,6 @@ HEADER = (
     "currency",
     "status",
 )
-PROJECT = Path(__file__).resolve().parents[1]  # the child runs here, so `-m pipeline` imports
 DAY = date(2025, 3, 15)  # the measured day; its previous day is ingested first, unmeasured
 CHUNK_LINES = 500_000  # generated and written this many lines at a time
 LINES_PER_ORDER = (1, 2, 3, 4)
@@ -66,17 +62,6 @@ class Export:
     @property
     def megabytes(self) -> float:
         return self.path.stat().st_size / 1e6
-
-
-@dataclass(frozen=True)
-class Measurement:
-    """One ingest subprocess: its time, memory and spill."""
-
-    wall_seconds: float
-    cpu_seconds: float
-    peak_rss_mb: float
-    peak_spill_mb: float
-    others_cpu_seconds: float  # CPU time other processes used meanwhile: contention
 
 
 @dataclass(frozen=True)
@@ -389,61 +374,7 @@ def _ingest(config: Path, day: date, output: Path) -> Measurement:
     """Run the ingest CLI in a child process: its wall time, CPU time and peak RSS."""
     command = [sys.executable, "-m", "pipeline", "--config", str(config), "ingest"]
     command += ["--date", day.isoformat()]
-    spill_root = config.parent / "state" / "tmp"
-    peak_spill = 0
-    with output.open("wb") as sink:
-        busy_before = _machine_busy_seconds()
-        started = time.perf_counter()
-        child = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, cwd=PROJECT)
-        while True:
-            pid, status, usage = os.wait4(child.pid, os.WNOHANG)
-            if pid:
-                break
-            peak_spill = max(peak_spill, _folder_bytes(spill_root))
-            time.sleep(0.05)
-        wall = time.perf_counter() - started
-        busy = _machine_busy_seconds() - busy_before
-    child.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
-    if child.returncode:
-        tail = output.read_text(encoding="utf-8", errors="replace")[-2000:]
-        sys.exit(f"ingest of {day} failed (exit {child.returncode}):\n{tail}")
-    cpu = usage.ru_utime + usage.ru_stime
-    return Measurement(
-        wall_seconds=wall,
-        cpu_seconds=cpu,
-        peak_rss_mb=usage.ru_maxrss * 1024 / 1e6,  # ru_maxrss is in KiB on Linux
-        peak_spill_mb=peak_spill / 1e6,
-        others_cpu_seconds=max(0.0, busy - cpu),
-    )
-
-
-def _machine_busy_seconds() -> float:
-    """CPU time all processes have used since boot (Linux /proc/stat; NaN elsewhere)."""
-    try:
-        fields = Path("/proc/stat").read_text(encoding="ascii").split("\n", 1)[0].split()
-    except OSError:
-        return float("nan")
-    ticks = [int(value) for value in fields[1:8]]  # user nice system idle iowait irq softirq
-    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
-
-
-def _folder_bytes(folder: Path) -> int:
-    return sum(entry.stat().st_size for entry in _files(folder))
-
-
-def _files(folder: Path) -> Iterator[os.DirEntry[str]]:
-    try:
-        entries = list(os.scandir(folder))
-    except OSError:
-        return
-    for entry in entries:
-        try:
-            if entry.is_dir(follow_symlinks=False):
-                yield from _files(Path(entry.path))
-            elif entry.is_file(follow_symlinks=False):
-                yield entry
-        except OSError:  # removed while we looked
-            continue
+    return run_measured(command, output, spill_root=config.parent / "state" / "tmp")
 
 
 def _read_ledger(lake: Path, day: date) -> Ledger:
@@ -479,29 +410,7 @@ def _check(export: Export, ledger: Ledger) -> list[str]:
 
 
 def _machine(args: argparse.Namespace) -> str:
-    import duckdb
-
-    cpu = "unknown CPU"
-    memory_kib = 0
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-        for line in Path("/proc/meminfo").read_text(encoding="utf-8").splitlines():
-            if line.startswith("MemTotal:"):
-                memory_kib = int(line.split()[1])
-                break
-    except OSError:
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    settings = f"memory_limit {args.memory_limit or 'config default'}"
-    settings += f", threads {args.threads if args.threads is not None else 'config default'}"
-    return (
-        f"machine: {cpu}, {cores} cores, {memory_kib / 1024**2:.1f} GiB RAM,"
-        f" Python {platform.python_version()}, DuckDB {duckdb.__version__},"
-        f" {platform.system()} {platform.release()}; {settings}"
-    )
+    return machine(args.memory_limit, args.threads)
 
 
 if __name__ == "__main__":

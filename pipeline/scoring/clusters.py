@@ -14,16 +14,11 @@ import os
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
-from scipy.optimize import linear_sum_assignment
-from sklearn.cluster import KMeans
-from sklearn.metrics import silhouette_score
-from sklearn.preprocessing import StandardScaler
 
 from pipeline.config import ClustersConfig, ScoringConfig
 
@@ -48,6 +43,9 @@ RFM_TYPES = {
     (False, False, False): "general win-back",
 }
 MODEL_FILE = "model.json"
+
+if TYPE_CHECKING:  # pandas and scikit-learn load only when a model is fitted
+    import pandas as pd
 
 Matrix = npt.NDArray[np.float64]
 
@@ -198,6 +196,9 @@ def fit_model(
     previous: ClusterModel | None,
 ) -> ClusterModel:
     """Fit K-means on the sample and describe its clusters; ids follow ``previous``."""
+    from sklearn.cluster import KMeans  # imported here: daily runs without a refit skip it
+    from sklearn.preprocessing import StandardScaler
+
     features = sample[list(FEATURES)].to_numpy(dtype=np.float64)
     scaler = StandardScaler().fit(features)
     scaled = scaler.transform(features)
@@ -240,6 +241,8 @@ def _choose_k(
 ) -> tuple[int, dict[str, float]]:
     """The configured k, or the best silhouette in [k_min, k_max]; never above the
     number of distinct points (K-means cannot place more centroids than that)."""
+    from sklearn.cluster import KMeans
+
     if config.k:
         return max(1, min(config.k, distinct)), {}
     candidates: dict[str, float] = {}
@@ -255,6 +258,8 @@ def _choose_k(
 
 
 def _silhouette(scaled: Matrix, labels: npt.NDArray[Any], config: ClustersConfig) -> float | None:
+    from sklearn.metrics import silhouette_score
+
     if len(set(labels.tolist())) < 2 or len(scaled) < 3:
         return None
     size = min(config.quality_sample_size, len(scaled))
@@ -272,6 +277,8 @@ def _stable_ids(
     if previous is None:
         ids[:] = ranks
         return ids
+    from scipy.optimize import linear_sum_assignment
+
     before = previous.log_centroids()
     distance = np.linalg.norm(log_centroids[:, None, :] - before[None, :, :], axis=2)
     rows, cols = linear_sum_assignment(distance)

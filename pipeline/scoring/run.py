@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import pandas as pd
 
 from pipeline import sql
 from pipeline.checks import check_partition
@@ -158,6 +157,8 @@ def _before(store: ModelStore, day: date) -> ClusterModel | None:
 
 def _write_profiles(con: duckdb.DuckDBPyConnection, lake: Lake, model: ClusterModel) -> None:
     """cluster_profiles: one row per cluster of the model, partitioned by its version."""
+    import pandas as pd
+
     quality = model.quality
     frame = pd.DataFrame([vars(profile) for profile in model.profiles]).assign(
         k=model.k,
