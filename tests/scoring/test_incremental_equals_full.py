@@ -1,7 +1,8 @@
 """Scoring day by day gives exactly the bytes that a recompute from all lines gives.
 
-The history is the demo generator's (web, store and app exports with late store
-uploads, returns, guests, re-sent files and bad rows) over 100 days, with a 30-day
+The history is the demo generator's (web, store and app exports with returns, guests,
+re-sent files and bad rows) over 100 days, plus extra exports whose lines arrive one or
+two days late, some repeating a purchase day an earlier export brought; with a 30-day
 window so that many days enter and leave it.
 """
 
@@ -18,7 +19,7 @@ from pipeline.ingest.run import ingest_date
 from pipeline.lake import AS_OF_KEY, Lake
 from pipeline.scoring.customer_state import state_file
 from pipeline.scoring.run import CUSTOMER_SEGMENTS, SEGMENT_SUMMARY, score_date
-from tests.scoring.history import with_window
+from tests.scoring.history import with_window, write_late_uploads
 from tests.support import with_paths
 
 START = date(2025, 3, 1)
@@ -45,6 +46,7 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, dict[da
     """The demo's exports ingested and scored day by day; the mode of each date."""
     root = tmp_path_factory.mktemp("incremental")
     generate(root, start=START, days=DAYS, customers=400, seed=11)
+    write_late_uploads(root / "incoming", START, DAYS)
     settings = with_window(with_paths(Settings(), root), 30)
     modes = {}
     for day in _dates(START, END):
