@@ -81,6 +81,9 @@ class ClusterModel:
     profiles: list[ClusterProfile]
     quality: dict[str, Any] = field(default_factory=dict)
     previous_version: date | None = None
+    # The lowest id this model's lineage never used: a cluster that appears later gets
+    # it, so an id dropped in one refit is never given to another group in the next.
+    next_cluster_id: int = 0
 
     @property
     def cluster_ids(self) -> list[int]:
@@ -123,6 +126,7 @@ class ClusterModel:
             quality=data["quality"],
             previous_version=data["previous_version"]
             and date.fromisoformat(data["previous_version"]),
+            next_cluster_id=data["next_cluster_id"],
         )
 
 
@@ -233,6 +237,7 @@ def fit_model(
         profiles=[profiles[index] for index in order],
         quality=quality,
         previous_version=previous.version if previous else None,
+        next_cluster_id=max(int(ids.max()) + 1, previous.next_cluster_id if previous else 0),
     )
 
 
@@ -250,7 +255,8 @@ def _choose_k(
         labels = KMeans(n_clusters=k, n_init=config.n_init, random_state=config.seed).fit_predict(
             scaled
         )
-        candidates[str(k)] = _silhouette(scaled, labels, config) or -1.0
+        silhouette = _silhouette(scaled, labels, config)
+        candidates[str(k)] = -1.0 if silhouette is None else silhouette
     if not candidates:
         return max(1, min(config.k_min, distinct)), candidates
     best = max(candidates, key=lambda k: (candidates[k], -int(k)))
@@ -284,7 +290,7 @@ def _stable_ids(
     rows, cols = linear_sum_assignment(distance)
     ids[rows] = np.asarray(previous.cluster_ids)[cols]
     unmatched = [index for index in np.argsort(ranks) if index not in set(rows.tolist())]
-    next_id = max(previous.cluster_ids) + 1
+    next_id = max(previous.next_cluster_id, max(previous.cluster_ids) + 1)
     for index in unmatched:
         ids[index] = next_id
         next_id += 1
@@ -316,7 +322,7 @@ def _profiles(
                 value_rank=int(ranks[index]),
                 rfm_pattern=pattern,
                 rfm_type=rfm_type,
-                weighted_score=round(float(scores[index]), 6),
+                weighted_score=round(float(scores[index]), 6) + 0.0,  # never -0.0
                 sample_customers=len(members),
                 centroid_recency_days=round(float(centroid[0]), 2),
                 centroid_frequency=round(float(centroid[1]), 3),
