@@ -118,3 +118,43 @@ def test_status_names_dates_an_interrupted_ingest_left_incomplete(project: Path)
     result = run(project, "status")
 
     assert "Incomplete dates (an ingest died mid-write; re-run them): 2026-11-22" in result.stdout
+
+
+def test_run_ingests_then_scores_and_prints_the_segment_summary(project: Path) -> None:
+    write_csv(project / "in" / "sales_20261122.csv", [WEB_HEADER, GOOD, BAD])
+
+    result = run(project, "run", "--date", "2026-11-22")
+
+    assert result.returncode == 0, result.stderr
+    assert "Ingest 2026-11-22" in result.stdout
+    assert "Scored 1 customers as of 2026-11-22 (full state; cluster model 2026-11-22" in (
+        result.stdout
+    )
+    assert "Segments as of 2026-11-22" in result.stdout
+    assert "Clusters (K-means) as of 2026-11-22" in result.stdout
+    assert (project / "lake" / "customer_segments" / "as_of_date=2026-11-22").is_dir()
+
+
+def test_score_refuses_a_date_that_is_not_ingested(project: Path) -> None:
+    result = run(project, "score", "--date", "2026-11-22")
+
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "error: 2026-11-22 is not ingested (no ingest_ledger partition in "
+        f"{project / 'lake'}): run `rfm-pipeline ingest --date 2026-11-22` first"
+    )
+
+
+def test_score_full_and_refit_rescore_the_same_date(project: Path) -> None:
+    write_csv(project / "in" / "sales_20261122.csv", [WEB_HEADER, GOOD])
+    assert run(project, "run", "--date", "2026-11-22").returncode == 0
+    segments = project / "lake" / "customer_segments" / "as_of_date=2026-11-22" / "data.parquet"
+    before = segments.read_bytes()
+
+    full = run(project, "score", "--date", "2026-11-22", "--full")
+    refit = run(project, "refit", "--date", "2026-11-22")
+
+    assert full.returncode == 0 and refit.returncode == 0, full.stderr + refit.stderr
+    assert "(full state; cluster model 2026-11-22, in force)" in full.stdout
+    assert "cluster model 2026-11-22, fitted today" in refit.stdout
+    assert segments.read_bytes() == before
