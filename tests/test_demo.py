@@ -131,6 +131,11 @@ def test_demo_command(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "Lake: 14 dates, 2025-01-01 to 2025-01-14" in result.stdout
     assert "Every input row accounted for: yes" in result.stdout
+    assert "customers as of 2025-01-14 (incremental state; cluster model 2025-01-08" in (
+        result.stdout
+    )
+    assert "Segments as of 2025-01-14" in result.stdout
+    assert "high-value" in result.stdout  # the five value classes name the clusters
 
 
 def test_demo_refuses_a_folder_it_did_not_make(tmp_path: Path) -> None:
