@@ -266,7 +266,8 @@ def _choose_k(
 def _silhouette(scaled: Matrix, labels: npt.NDArray[Any], config: ClustersConfig) -> float | None:
     from sklearn.metrics import silhouette_score
 
-    if len(set(labels.tolist())) < 2 or len(scaled) < 3:
+    clusters = len(set(labels.tolist()))
+    if not 2 <= clusters < len(scaled):  # the silhouette needs 2..n-1 clusters
         return None
     size = min(config.quality_sample_size, len(scaled))
     value = silhouette_score(scaled, labels, sample_size=size, random_state=config.seed)

@@ -117,6 +117,7 @@ def _params(settings: Settings, day: date) -> dict[str, Any]:
         "weight_frequency": scoring.weight_frequency,
         "weight_monetary": scoring.weight_monetary,
         "pareto_top_share": scoring.pareto_top_share,
+        "pareto_cutoff_quantile": max(0.0, 1.0 - scoring.pareto_top_share - 0.1),
     }
 
 

@@ -76,19 +76,44 @@ memberships as (
 
 ),
 
--- Customers by spend within their group. Ties may come in any order: tied customers
+-- Only customers who can be among a group's top spenders are ranked: those at or above
+-- the group's (1 - top share - 10%) quantile (a constant, $pareto_cutoff_quantile), which
+-- leaves at least the top share plus a margin of 10% of the group, whatever the
+-- quantile's rounding. Small groups are ranked whole.
+cutoffs as (
+
+    select
+        memberships.dimension,
+        memberships.group_id,
+        quantile_disc(memberships.positive_monetary, $pareto_cutoff_quantile) as cutoff,
+
+    from memberships
+    group by memberships.dimension, memberships.group_id
+
+),
+
+-- Candidates by spend within their group. Ties may come in any order: tied customers
 -- spend the same, so the top customers' total does not depend on it.
 ranked as (
 
     select
-        dimension,
-        group_id,
-        positive_monetary,
+        memberships.dimension,
+        memberships.group_id,
+        memberships.positive_monetary,
         row_number() over (
-            partition by dimension, group_id order by positive_monetary desc
+            partition by memberships.dimension, memberships.group_id
+            order by memberships.positive_monetary desc
         ) as spend_rank,
 
     from memberships
+    inner join cutoffs
+        on memberships.dimension = cutoffs.dimension
+        and memberships.group_id = cutoffs.group_id
+    inner join groups
+        on memberships.dimension = groups.dimension
+        and memberships.group_id = groups.group_id
+    where memberships.positive_monetary >= cutoffs.cutoff
+        or groups.customers < 100
 
 ),
 

@@ -79,7 +79,9 @@ VARIANTS: dict[str, Callable[[Path], object]] = {
     "gb18030-gzip": lambda p: p.with_suffix(".csv.gz").write_bytes(
         gzip.compress("".join(line + "\n" for line in CHINESE_LINES).encode("gb18030"), mtime=0)
     ),
-    "utf16-bom": lambda p: p.write_bytes("".join(line + "\n" for line in WEB_LINES).encode("utf-16")),
+    "utf16-bom": lambda p: p.write_bytes(
+        "".join(line + "\n" for line in WEB_LINES).encode("utf-16")
+    ),
     "parquet-local-times": lambda p: _parquet(p, absolute_times=False),
     "parquet-utc-times": lambda p: _parquet(p, absolute_times=True),
 }
@@ -286,8 +288,21 @@ def test_day_window_follows_the_local_day(settings: Settings) -> None:
 
 
 def test_skipped_spring_hour_reads_with_the_offset_before_the_switch(settings: Settings) -> None:
-    berlin = settings.model_copy(update={"source": settings.source.model_copy(update={"timezone": "Europe/Berlin", "currency": "EUR", "accepted_currencies": ["EUR"]})})
-    write_csv(settings.paths.incoming / "sales_20260329.csv", [WEB_HEADER, "W1,1,C1,2026-03-29 02:30:00,P1,1,1.00,1.00,EUR,completed"])
+    berlin = settings.model_copy(
+        update={
+            "source": settings.source.model_copy(
+                update={
+                    "timezone": "Europe/Berlin",
+                    "currency": "EUR",
+                    "accepted_currencies": ["EUR"],
+                }
+            )
+        }
+    )
+    write_csv(
+        settings.paths.incoming / "sales_20260329.csv",
+        [WEB_HEADER, "W1,1,C1,2026-03-29 02:30:00,P1,1,1.00,1.00,EUR,completed"],
+    )
 
     ingest_date(berlin, date(2026, 3, 29))
 

@@ -450,6 +450,17 @@ def test_fewer_distinct_customers_than_k_reduce_k(config: ClustersConfig) -> Non
     assert len(set(model.cluster_names)) == 3
 
 
+@pytest.mark.parametrize("customers", [2, 3, 5])
+def test_as_many_clusters_as_customers_has_no_silhouette(customers: int) -> None:
+    """A new shop's first days: every customer is a cluster of their own."""
+    sample = _sample(1, GROUPS[:customers])
+
+    model = _fit(sample)
+
+    assert model.k == customers
+    assert model.quality["silhouette"] is None
+
+
 @pytest.mark.filterwarnings("error::sklearn.exceptions.ConvergenceWarning")
 @pytest.mark.parametrize("rows", [1, 10])
 def test_identical_customers_make_one_cluster(rows: int) -> None:
