@@ -190,10 +190,10 @@ def _child(args: argparse.Namespace) -> None:
 
 def _print(rows: list[Row], args: argparse.Namespace) -> None:
     print(
-        "\n| step | as of | history days | order lines | wall s | in-step s | peak RSS MB"
-        " | CPU s | peak spill MB | others' CPU s | phases (s) |"
+        "\n| step | as of | history days | order lines | customers scored | wall s | in-step s"
+        " | peak RSS MB | CPU s | peak spill MB | others' CPU s | phases (s) |"
     )
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for row in rows:
         m = row.measured
         phases = row.in_process.get("phases") or {}
@@ -202,11 +202,16 @@ def _print(rows: list[Row], args: argparse.Namespace) -> None:
         what = f"{row.what} ({mode})" if mode and mode not in row.what else row.what
         print(
             f"| {what} | {row.as_of} | {row.history_days} | {row.lines:,}"
-            f" | {m.wall_seconds:.2f} | {float(str(row.in_process['step_seconds'])):.2f}"
+            f" | {_count(row.in_process.get('customers'))} | {m.wall_seconds:.2f}"
+            f" | {float(str(row.in_process['step_seconds'])):.2f}"
             f" | {m.peak_rss_mb:,.0f} | {m.cpu_seconds:.2f} | {m.peak_spill_mb:,.0f}"
             f" | {m.others_cpu_seconds:.1f} | {described} |"
         )
     print(machine(args.memory_limit, args.threads))
+
+
+def _count(value: object) -> str:
+    return "" if value is None else f"{int(str(value)):,}"
 
 
 if __name__ == "__main__":
