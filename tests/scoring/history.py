@@ -12,6 +12,20 @@ from pipeline.ingest.run import ingest_date
 from tests.support import WEB_HEADER, read_lake, write_csv
 
 STATUS = {"sale": "completed", "return": "returned", "cancellation": "cancelled"}
+# The 11 named segments (docs/scoring.md).
+SEGMENTS = {
+    "Champions",
+    "Loyal",
+    "Potential Loyalist",
+    "New Customers",
+    "Promising",
+    "Need Attention",
+    "About To Sleep",
+    "At Risk",
+    "Cannot Lose Them",
+    "Hibernating",
+    "Lost",
+}
 
 
 @dataclass(frozen=True)

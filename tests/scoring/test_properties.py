@@ -35,7 +35,14 @@ from hypothesis import strategies as st
 from pipeline.config import Settings
 from pipeline.ingest.run import ingest_date
 from pipeline.scoring.run import score_date
-from tests.scoring.history import STATUS, Line, ingest_history, segments_of, with_window
+from tests.scoring.history import (
+    SEGMENTS,
+    STATUS,
+    Line,
+    ingest_history,
+    segments_of,
+    with_window,
+)
 from tests.support import WEB_HEADER, read_lake, with_paths, write_csv
 
 AS_OF = date(2025, 3, 31)
@@ -47,19 +54,6 @@ AMOUNTS = st.one_of(
     st.sampled_from(["10", "20", "20.00", "19.995", "35.5", "100", "0.01"]),
     st.decimals(min_value=Decimal("0.01"), max_value=Decimal("5000"), places=2).map(str),
 )
-SEGMENTS = {
-    "Champions",
-    "Loyal",
-    "Potential Loyalist",
-    "New Customers",
-    "Promising",
-    "Need Attention",
-    "About To Sleep",
-    "At Risk",
-    "Cannot Lose Them",
-    "Hibernating",
-    "Lost",
-}
 SCORES = ("r_score", "f_score", "m_score")
 # Everything a customer's row derives from its (recency, frequency, monetary) alone.
 DERIVED = (

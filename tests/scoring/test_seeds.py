@@ -6,20 +6,9 @@ import csv
 import re
 from pathlib import Path
 
+from tests.scoring.history import SEGMENTS
+
 REPO = Path(__file__).resolve().parents[2]
-SEGMENTS = {
-    "Champions",
-    "Loyal",
-    "Potential Loyalist",
-    "New Customers",
-    "Promising",
-    "Need Attention",
-    "About To Sleep",
-    "At Risk",
-    "Cannot Lose Them",
-    "Hibernating",
-    "Lost",
-}
 
 
 def _rows(name: str) -> list[dict[str, str]]:
