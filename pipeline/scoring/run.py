@@ -104,11 +104,6 @@ def score_date(
             con.close()
 
 
-def refit_model(settings: Settings, day: date) -> ScoreReport:
-    """Fit a new cluster model as of ``day`` and rescore the date with it."""
-    return score_date(settings, day, refit=True)
-
-
 def _params(settings: Settings, day: date) -> dict[str, Any]:
     scoring = settings.scoring
     return {
