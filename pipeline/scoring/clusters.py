@@ -43,6 +43,7 @@ RFM_TYPES = {
     (False, False, False): "general win-back",
 }
 MODEL_FILE = "model.json"
+SILHOUETTE_WORKING_MB = 64
 
 if TYPE_CHECKING:  # pandas and scikit-learn load only when a model is fitted
     import pandas as pd
@@ -264,13 +265,17 @@ def _choose_k(
 
 
 def _silhouette(scaled: Matrix, labels: npt.NDArray[Any], config: ClustersConfig) -> float | None:
+    from sklearn import config_context
     from sklearn.metrics import silhouette_score
 
     clusters = len(set(labels.tolist()))
     if not 2 <= clusters < len(scaled):  # the silhouette needs 2..n-1 clusters
         return None
     size = min(config.quality_sample_size, len(scaled))
-    value = silhouette_score(scaled, labels, sample_size=size, random_state=config.seed)
+    # Pairwise distances in small chunks: scikit-learn's default 1 GB of working memory
+    # would take the process past its memory budget.
+    with config_context(working_memory=SILHOUETTE_WORKING_MB):
+        value = silhouette_score(scaled, labels, sample_size=size, random_state=config.seed)
     return round(float(value), 6)
 
 

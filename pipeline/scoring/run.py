@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -67,10 +69,12 @@ def score_date(
         build_customer_days(settings, day)
     lake = Lake(settings.paths.lake)
     with workspace(settings.paths.state, "score", day) as scratch:
+        # The state gets a connection of its own: closing it hands the memory of a
+        # full recompute back before the model is fitted.
+        with timings.phase("customer_state"), _connection(settings, scratch) as con:
+            state = build_customer_state(con, settings, day, full=full)
         con = connect(settings.duckdb, spill_dir=scratch / "spill")
         try:
-            with timings.phase("customer_state"):
-                state = build_customer_state(con, settings, day, full=full)
             register_parquet(con, "customer_state", [state_file(settings, day)])
             params = _params(settings, day)
             register_model(con, "scoring/customer_features", params)
@@ -102,6 +106,15 @@ def score_date(
             )
         finally:
             con.close()
+
+
+@contextmanager
+def _connection(settings: Settings, scratch: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    con = connect(settings.duckdb, spill_dir=scratch / "spill")
+    try:
+        yield con
+    finally:
+        con.close()
 
 
 def _params(settings: Settings, day: date) -> dict[str, Any]:
