@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Literal
 
 import duckdb
@@ -16,6 +17,7 @@ import duckdb
 from pipeline import sql
 from pipeline.checks import check_partition
 from pipeline.config import Settings, late_span_days
+from pipeline.ingest.run import LEDGER
 from pipeline.lake import AS_OF_KEY, Lake, remove_partition, write_partition
 from pipeline.scoring.customer_days import CUSTOMER_DAYS, CUSTOMER_STATE, build_customer_days
 from pipeline.scoring.inputs import (
@@ -55,7 +57,7 @@ def build_customer_state(
         "late_span_days": late_span_days(settings.ingest),
     }
     mode: Mode
-    if previous.is_file() and not full:
+    if not full and _is_current(previous, Lake(settings.paths.lake), day - timedelta(days=1)):
         mode = "incremental"
         register_parquet(con, "previous_customer_state", [str(previous)])
         register_parquet(con, "customer_days", _changed_day_files(settings, day))
@@ -73,6 +75,22 @@ def build_customer_state(
     customers = count.fetchall()[0][0]
     _prune(state, day, settings.scoring.state_retention_days)
     return StateReport(day, mode, int(customers))
+
+
+def _is_current(state: Path, lake: Lake, as_of: date) -> bool:
+    """Whether a state exists and saw every date ingested up to its as-of date.
+
+    A date ingested after the state was written (late, out of order, or re-ingested)
+    makes it stale: the next date is then recomputed in full instead of built on it.
+    """
+    try:
+        written = state.stat().st_mtime_ns
+    except FileNotFoundError:
+        return False
+    return all(
+        lake.partition_file(LEDGER, ingested).stat().st_mtime_ns <= written
+        for ingested in ingested_dates(lake, as_of)
+    )
 
 
 def _changed_day_files(settings: Settings, day: date) -> list[str]:

@@ -38,3 +38,26 @@ def test_a_date_without_purchasers_scores_nobody_and_fits_no_model(settings: Set
 def test_scoring_a_date_that_is_not_ingested_says_so(settings: Settings) -> None:
     with pytest.raises(NotIngestedError, match="2025-06-01 is not ingested"):
         score_date(settings, DAY1)
+
+
+def test_a_date_ingested_after_later_dates_were_scored_is_not_missed(settings: Settings) -> None:
+    """Day 2's export arrives after day 3 was scored: day 3's state never saw it, so day 4
+    is recomputed from every line instead of being built on it."""
+    days = [date(2025, 6, day) for day in range(1, 5)]
+    history = [
+        Line(days[0], "A1", "A", "10"),
+        Line(days[1], "B1", "B", "20"),  # the late-arriving day
+        Line(days[2], "A2", "A", "30"),
+        Line(days[3], "C1", "C", "40"),
+    ]
+    ingest_history(settings, history, days[0], days[0])
+    ingest_history(settings, history, days[2], days[3])  # day 2's export is late
+    score_date(settings, days[0])
+    score_date(settings, days[2])  # full: no state for day 2
+    ingest_history(settings, history, days[1], days[1])  # day 2 arrives
+    score_date(settings, days[1])
+
+    fourth = score_date(settings, days[3])
+
+    assert fourth.mode == "full"
+    assert sorted(segments_of(settings, days[3])) == ["A", "B", "C"]
