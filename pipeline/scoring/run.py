@@ -20,7 +20,7 @@ from pipeline.scoring.clusters import ClusterModel, ModelStore, fit_model, fit_s
 from pipeline.scoring.customer_days import build_customer_days
 from pipeline.scoring.customer_state import Mode, build_customer_state, state_file
 from pipeline.scoring.inputs import register_model, register_parquet
-from pipeline.scoring.seeds import load_seeds, segment_lookups
+from pipeline.scoring.seeds import segment_lookups
 from pipeline.timing import Timings
 from pipeline.workspace import workspace
 
@@ -85,7 +85,6 @@ def score_date(
                 )
             segments = lake.partition_file(CUSTOMER_SEGMENTS, day, AS_OF_KEY)
             with timings.phase("customer_segments"):
-                load_seeds(con)
                 model_params = model.sql_params() if model else NO_MODEL
                 bound = params | population | segment_lookups(con) | model_params
                 write_partition(sql.relation(con, "scoring/customer_segments", bound), segments)

@@ -1,4 +1,4 @@
-"""The seeds (``sql/seeds/*.csv``) as typed temporary tables, and the model's clusters."""
+"""The seeds (``sql/seeds/*.csv``): small hand-kept tables, read typed, bound as lists."""
 
 from __future__ import annotations
 
@@ -26,17 +26,10 @@ SEED_COLUMNS = {
 }
 
 
-def load_seeds(con: duckdb.DuckDBPyConnection) -> None:
-    """Every seed as a temporary table named after its file (tiny, so joins build on it)."""
-    for name, columns in SEED_COLUMNS.items():
-        path = sql.sql_root() / "seeds" / f"{name}.csv"
-        con.read_csv(str(path), header=True, columns=columns).create_view(f"{name}_csv")
-        con.execute(f'create or replace temp table "{name}" as select * from "{name}_csv"')
-
-
 def seed_rows(con: duckdb.DuckDBPyConnection, name: str) -> list[dict[str, Any]]:
-    """A loaded seed's rows, for checks and docs."""
-    relation = con.sql(f'select * from "{name}"')
+    """A seed's rows, typed by ``SEED_COLUMNS``."""
+    path = sql.sql_root() / "seeds" / f"{name}.csv"
+    relation = con.read_csv(str(path), header=True, columns=SEED_COLUMNS[name])
     return [dict(zip(relation.columns, row, strict=True)) for row in relation.fetchall()]
 
 
@@ -50,6 +43,8 @@ def segment_lookups(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
         seed_rows(con, "rfm_types"),
         key=lambda row: (not row["r_up"], not row["f_up"], not row["m_up"]),
     )
+    if len(cells) != 125 or len(types) != 8:
+        raise ValueError("sql/seeds: rfm_segments needs the 125 cells, rfm_types the 8 types")
     return {
         "segment_by_cell": [str(row["segment"]) for row in cells],
         "pattern_by_type": [str(row["rfm_pattern"]) for row in types],
