@@ -100,12 +100,11 @@ def score(context: _Context, day: date, full: bool, refit: bool) -> None:
 
 @cli.command()
 @click.option("--date", "day", type=ISO_DATE, required=True, help="The as-of (logical) date.")
-@click.pass_obj
-def refit(context: _Context, day: date) -> None:
+@click.pass_context
+def refit(ctx: click.Context, day: date) -> None:
     """Fit a new cluster model as of a date (ids matched to the previous model) and
-    rescore the date with it."""
-    settings = context.settings()
-    console.score_report(score_date(settings, day, refit=True))
+    rescore the date with it: `score --refit`."""
+    ctx.invoke(score, day=day, full=False, refit=True)
 
 
 @cli.command()

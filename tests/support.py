@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
@@ -57,3 +59,17 @@ def write_csv(
     text = "".join(line.replace(",", delimiter) + "\n" for line in lines)
     path.write_bytes(text.encode(encoding))
     return path
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_module(module: str, *args: str, timeout: int = 300) -> subprocess.CompletedProcess[str]:
+    """``python -m module args`` from the repository's top, output captured as text."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+    )

@@ -7,8 +7,6 @@ million lines: the same queries run, only the constants differ.
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
@@ -21,7 +19,7 @@ import pytest
 from bench import history
 from pipeline.config import Settings
 from pipeline.ingest.run import ingest_date
-from tests.support import WEB_HEADER, write_csv
+from tests.support import WEB_HEADER, run_module, write_csv
 
 LINES = 20_000
 CUSTOMERS = 500
@@ -410,28 +408,21 @@ def test_days_without_lines_get_empty_partitions(tmp_path: Path) -> None:
 
 
 def test_command_prints_progress_and_totals(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench.history",
-            "--lake",
-            str(tmp_path / "lake"),
-            "--lines",
-            "3000",
-            "--customers",
-            "200",
-            "--days",
-            "3",
-            "--start",
-            "2025-02-01",
-            "--seed",
-            "3",
-        ],
-        capture_output=True,
-        text=True,
+    result = run_module(
+        "bench.history",
+        "--lake",
+        str(tmp_path / "lake"),
+        "--lines",
+        "3000",
+        "--customers",
+        "200",
+        "--days",
+        "3",
+        "--start",
+        "2025-02-01",
+        "--seed",
+        "3",
         timeout=120,
-        cwd=Path(__file__).resolve().parents[2],
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2025-02-03  day    3/3" in result.stdout

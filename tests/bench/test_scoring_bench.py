@@ -2,32 +2,24 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
+
+from tests.support import run_module
 
 
 def test_bench_runs_the_daily_step_the_full_recompute_and_the_floor(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench.scoring_bench",
-            "--lines",
-            "20000",
-            "--customers",
-            "500",
-            "--days",
-            "30",
-            "--depths",
-            "30",
-            "--workdir",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=Path(__file__).resolve().parents[2],
+    result = run_module(
+        "bench.scoring_bench",
+        "--lines",
+        "20000",
+        "--customers",
+        "500",
+        "--days",
+        "30",
+        "--depths",
+        "30",
+        "--workdir",
+        str(tmp_path),
     )
     assert result.returncode == 0, result.stdout + result.stderr
     rows = [line for line in result.stdout.splitlines() if line.startswith("| ")]
