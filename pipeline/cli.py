@@ -13,12 +13,15 @@ from pathlib import Path
 import click
 
 from pipeline import console
+from pipeline.alerts import deliver
 from pipeline.config import Settings, load_settings
 from pipeline.demo.generate import generate
 from pipeline.errors import PipelineError
 from pipeline.ingest.run import ingest_date
 from pipeline.ingest.status import lake_status
 from pipeline.lake import Lake
+from pipeline.lifecycle.quality import QualityOptions, detection_quality
+from pipeline.lifecycle.run import LifecycleReport, stage_date
 from pipeline.scoring.run import ScoreReport, score_date
 
 DEMO_START = date(2025, 1, 1)
@@ -30,6 +33,7 @@ lake = "lake"
 state = "state"
 published = "published"
 models = "models"
+alerts = "alerts"
 """
 
 
@@ -108,19 +112,79 @@ def refit(ctx: click.Context, day: date) -> None:
 
 
 @cli.command()
+@click.option("--date", "day", type=ISO_DATE, required=True, help="The as-of (logical) date.")
+@click.pass_obj
+def lifecycle(context: _Context, day: date) -> None:
+    """Stage every customer as of a scored date; record transitions and danger alerts
+    (table, daily file, and the outbox of the configured channels)."""
+    settings = context.settings()
+    console.lifecycle_report(stage_date(settings, day))
+
+
+@cli.command()
+@click.option(
+    "--date", "day", type=ISO_DATE, required=True, help="The run's date (ages queued alerts)."
+)
+@click.pass_obj
+def alerts(context: _Context, day: date) -> None:
+    """Deliver queued danger alerts to the webhook and email channels; what fails stays
+    queued for the next run (given up after alerts.give_up_after_days)."""
+    settings = context.settings()
+    report = deliver(settings, today=day)
+    if not report.channels:
+        console.out.print("No alert channel configured (alerts.webhook_url, alerts.smtp_url).")
+    console.delivery_report(report)
+
+
+@cli.command()
 @click.option("--date", "day", type=ISO_DATE, required=True, help="The logical date.")
 @click.pass_obj
 def run(context: _Context, day: date) -> None:
-    """Every step for one date: ingest its exports, then score it."""
+    """Every step for one date: ingest, score, lifecycle, deliver alerts."""
     settings = context.settings()
-    with console.progress_bar(f"run {day}", total=2) as bar:
+    with console.progress_bar(f"run {day}", total=3) as bar:
         ingested = ingest_date(settings, day, lambda step: bar.detail(step))
         bar.advance()
         bar.detail("scoring")
         scored = score_date(settings, day)
         bar.advance()
+        bar.detail("lifecycle")
+        staged = stage_date(settings, day)
+        bar.advance()
+    delivered = deliver(settings, today=day)
     console.ingest_report(ingested)
     console.score_report(scored)
+    console.lifecycle_report(staged)
+    console.delivery_report(delivered)
+
+
+@cli.command()
+@click.option(
+    "--truth",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    default=Path("data/demo/ground_truth"),
+    show_default=True,
+    help="The demo generator's ground_truth folder.",
+)
+@click.option(
+    "--warmup-days",
+    type=click.IntRange(min=0),
+    default=QualityOptions.warmup_days,
+    show_default=True,
+    help="Alerts in the first days are not judged.",
+)
+@click.option(
+    "--grace-days",
+    type=click.IntRange(min=0),
+    default=QualityOptions.grace_days,
+    show_default=True,
+    help="An alert this long after a churn still counts (0: strict).",
+)
+@click.pass_obj
+def quality(context: _Context, truth: Path, warmup_days: int, grace_days: int) -> None:
+    """Score danger detection against the demo's ground truth, next to a 90-day baseline."""
+    options = QualityOptions(warmup_days=warmup_days, grace_days=grace_days)
+    console.quality_report(detection_quality(context.settings(), truth, options))
 
 
 @cli.command()
@@ -130,9 +194,11 @@ def run(context: _Context, day: date) -> None:
 def backfill(context: _Context, start: date, end: date) -> None:
     """Run every step for each date from START to END, in order."""
     settings = context.settings()
-    scored = _backfill(settings, start, end)
+    scored, staged = _backfill(settings, start, end)
     console.lake_status(lake_status(Lake(settings.paths.lake), start, end))
     console.score_report(scored)
+    console.lifecycle_report(staged)
+    console.delivery_report(deliver(settings, today=end))
 
 
 @cli.command()
@@ -180,13 +246,18 @@ def demo(directory: Path, customers: int, days: int, start: date, seed: int) -> 
     config_file.write_text(DEMO_CONFIG, encoding="utf-8")
     settings = load_settings(config_file)
     end = start + timedelta(days=days - 1)
-    scored = _backfill(settings, start, end)
+    scored, staged = _backfill(settings, start, end)
     console.lake_status(lake_status(Lake(settings.paths.lake), start, end))
     console.score_report(scored)
+    console.lifecycle_report(staged)
+    console.quality_report(detection_quality(settings, directory / "ground_truth"))
     shown = console.shown(config_file)
     console.out.print(
         f"Explore: rfm-pipeline --config {shown} status\n"
-        f"         rfm-pipeline --config {shown} ingest --date {end}"
+        f"         rfm-pipeline --config {shown} quality --truth {shown.rsplit('/', 1)[0]}"
+        "/ground_truth\n"
+        f"         rfm-pipeline --config {shown} run --date {end + timedelta(days=1)}"
+        " (after adding that day's exports)"
     )
 
 
@@ -199,18 +270,19 @@ def _clear_previous_demo(directory: Path) -> None:
     shutil.rmtree(directory)
 
 
-def _backfill(settings: Settings, start: date, end: date) -> ScoreReport:
-    """Ingest and score each date in order; the last date's scoring report."""
+def _backfill(settings: Settings, start: date, end: date) -> tuple[ScoreReport, LifecycleReport]:
+    """Ingest, score and stage each date in order; the last date's reports."""
     if end < start:
         raise click.BadParameter(f"--end {end} is before --start {start}")
     days = list(_dates(start, end))
-    with console.progress_bar("ingest and score", total=len(days)) as bar:
+    with console.progress_bar("ingest, score, lifecycle", total=len(days)) as bar:
         for day in days:
             bar.detail(str(day))
             ingest_date(settings, day)
-            report = score_date(settings, day)
+            scored = score_date(settings, day)
+            staged = stage_date(settings, day)
             bar.advance()
-    return report
+    return scored, staged
 
 
 def _dates(start: date, end: date) -> Iterator[date]:

@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -41,6 +49,7 @@ class PathsConfig(_Section):
     state: Path = Path("data/state")
     published: Path = Path("data/published")
     models: Path = Path("data/models")
+    alerts: Path = Path("data/alerts")
 
     def resolved_against(self, base: Path) -> PathsConfig:
         return PathsConfig(
@@ -49,6 +58,7 @@ class PathsConfig(_Section):
             state=(base / self.state).resolve(),
             published=(base / self.published).resolve(),
             models=(base / self.models).resolve(),
+            alerts=(base / self.alerts).resolve(),
         )
 
 
@@ -100,6 +110,8 @@ class SourceConfig(_Section):
     name: str = "shop"
     # Files of one logical date: a glob under paths.incoming, with {date:...} formatted.
     file_pattern: str = "sales_{date:%Y%m%d}*"
+    # The optional customer master of one logical date, found like file_pattern; "" reads none.
+    customer_file_pattern: str = "customers_{date:%Y%m%d}*"
     timezone: str = "Asia/Shanghai"
     # "auto" sniffs a BOM, then tries UTF-8, then GB18030 (a superset of GBK).
     encoding: str = "auto"
@@ -162,6 +174,11 @@ class SourceConfig(_Section):
         if value.startswith(("/", "\\")) or ".." in Path(value).parts:
             raise ValueError("must be relative to paths.incoming and not leave it")
         return value
+
+    @field_validator("customer_file_pattern")
+    @classmethod
+    def _optional_pattern_stays_inside_incoming(cls, value: str) -> str:
+        return cls._pattern_stays_inside_incoming(value) if value else value
 
     @model_validator(mode="after")
     def _default_currency_accepted(self) -> SourceConfig:
@@ -233,6 +250,96 @@ class ClustersConfig(_Section):
         return self
 
 
+class LifecycleConfig(_Section):
+    """Stage rules; pipeline.example.toml and docs/lifecycle.md give the reasoning."""
+
+    # Gap rule: danger when the days since the last purchase reach this multiple of the
+    # customer's expected gap between purchase days ...
+    danger_gap_multiple: float = Field(default=5.0, gt=1)
+    # ... and at least this many days ...
+    danger_min_gap_days: int = Field(default=21, ge=1)
+    # ... for customers with at least this many gaps of their own (a one-order customer
+    # has no rhythm to deviate from: returns and termination still apply).
+    gap_min_observed_gaps: int = Field(default=1, ge=0)
+    # Termination: no purchase for this multiple of the expected gap (and at least
+    # danger_min_gap_days beyond the danger threshold); danger unresolved for longer.
+    termination_gap_multiple: float = Field(default=7.0, gt=1)
+    # Interruption: no purchase for this many days, whatever the rhythm. At most the
+    # scoring window, so every other customer has a purchase in the window.
+    churn_horizon_days: int = Field(default=365, ge=28, le=378)
+    # The expected gap is the customer's own mean gap shrunk toward similar customers'
+    # by this many gaps' weight: a one-order customer gets the population's.
+    prior_gaps: float = Field(default=2.0, ge=0)
+    # The population's gap is this quantile of repeat buyers' mean gaps.
+    population_gap_quantile: float = Field(default=0.75, gt=0, lt=1)
+    # Maturity: at least this many purchase days in the scoring window ...
+    established_purchase_days: int = Field(default=4, ge=2)
+    # ... and a customer for at least this many days, spend not rising.
+    maturity_tenure_days: int = Field(default=180, ge=0)
+    # The trailing window of the spend and returns signals.
+    recent_days: int = Field(default=90, ge=14, le=366)
+    # Rising spend keeps an established customer in growth: recent daily spend above
+    # this multiple of their scoring-window rate.
+    rising_spend_ratio: float = Field(default=1.5, gt=1)
+    # Spend decline: an established customer still buying (2+ purchase days in the recent
+    # window) whose spend per purchase day fell below this share of their usual (the
+    # scoring window's) is in danger (0 turns it off).
+    spend_decline_ratio: float = Field(default=0.0, ge=0, lt=1)
+    # Returns rule: a return within returns_within_days of the last purchase (at least
+    # returns_min_lines lines and returns_ratio of the recent window's purchases), then
+    # no purchase for returns_gap_multiple of the expected gap and at least
+    # returns_min_silence_days, is danger (returns_gap_multiple 0 turns it off).
+    returns_within_days: int = Field(default=14, ge=0, le=366)
+    returns_gap_multiple: float = Field(default=0.5, ge=0)
+    returns_min_silence_days: int = Field(default=28, ge=0)
+    returns_ratio: float = Field(default=0.0, ge=0, le=1)
+    returns_min_lines: int = Field(default=1, ge=1)
+    # The first date the lifecycle runs has no day before: customers already in danger
+    # then are recorded, but alerted only if this is true (no flood on the first run).
+    alert_on_first_run: bool = False
+
+    @model_validator(mode="after")
+    def _stages_are_ordered(self) -> LifecycleConfig:
+        if self.termination_gap_multiple <= self.danger_gap_multiple:
+            raise ValueError("termination_gap_multiple must exceed danger_gap_multiple")
+        return self
+
+
+class AlertsConfig(_Section):
+    """Where danger alerts go besides the danger_alerts table and the daily file."""
+
+    # POST each alert as JSON here (http or https); empty: no webhook.
+    webhook_url: str = ""
+    # HMAC-SHA256 key signing each webhook body; set it through RFM_ALERTS__WEBHOOK_SECRET.
+    webhook_secret: SecretStr = SecretStr("")
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    # Email each day's alerts through this SMTP server: smtp://user:password@host:port
+    # (smtps:// for TLS, ?starttls=true to upgrade); empty: no email.
+    smtp_url: SecretStr = SecretStr("")
+    email_from: str = "rfm-pipeline@localhost"
+    email_to: list[str] = []
+    # Attempts per alert and run; the wait doubles from backoff_seconds up to
+    # backoff_max_seconds. What is still undelivered stays queued for the next run.
+    max_attempts: int = Field(default=4, ge=1, le=20)
+    backoff_seconds: float = Field(default=1.0, ge=0, le=600)
+    backoff_max_seconds: float = Field(default=30.0, ge=0, le=3600)
+    # An alert still undelivered this many days after its date is given up (reported).
+    give_up_after_days: int = Field(default=14, ge=1, le=366)
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _email_needs_recipients(self) -> AlertsConfig:
+        if self.smtp_url.get_secret_value() and not self.email_to:
+            raise ValueError("smtp_url is set but email_to is empty")
+        return self
+
+
 class DuckDBConfig(_Section):
     """Resources DuckDB may use; it spills to paths.state beyond the memory limit."""
 
@@ -255,6 +362,8 @@ class Settings(BaseSettings):
     ingest: IngestConfig = IngestConfig()
     scoring: ScoringConfig = ScoringConfig()
     clusters: ClustersConfig = ClustersConfig()
+    lifecycle: LifecycleConfig = LifecycleConfig()
+    alerts: AlertsConfig = AlertsConfig()
     duckdb: DuckDBConfig = DuckDBConfig()
 
     @model_validator(mode="after")
@@ -262,6 +371,10 @@ class Settings(BaseSettings):
         # Late lines must land inside the window, or incremental scoring would miss them.
         if self.scoring.window_days <= late_span_days(self.ingest) + 1:
             raise ValueError("scoring.window_days must exceed ingest.late_tolerance_hours")
+        if self.lifecycle.churn_horizon_days > self.scoring.window_days:
+            raise ValueError("lifecycle.churn_horizon_days must not exceed scoring.window_days")
+        if self.lifecycle.recent_days > self.scoring.window_days:
+            raise ValueError("lifecycle.recent_days must not exceed scoring.window_days")
         return self
 
 
@@ -308,6 +421,8 @@ def load_settings(config_file: Path | None = None) -> Settings:
         ingest=loaded.ingest,
         scoring=loaded.scoring,
         clusters=loaded.clusters,
+        lifecycle=loaded.lifecycle,
+        alerts=loaded.alerts,
         duckdb=loaded.duckdb,
     )
 

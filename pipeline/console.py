@@ -20,9 +20,12 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from pipeline.alerts import DeliveryReport
 from pipeline.demo.generate import GenerateSummary
 from pipeline.ingest.run import IngestReport
 from pipeline.ingest.status import LakeStatus
+from pipeline.lifecycle.quality import QualityReport
+from pipeline.lifecycle.run import LifecycleReport
 from pipeline.scoring.run import ScoreReport
 
 # Piped output (logs, CI) gets a fixed, wide width instead of rich's 80 columns.
@@ -103,6 +106,28 @@ def ingest_report(report: IngestReport) -> None:
         table.add_row("(no export file: recorded as an empty day)", "", "0", "0", "0", "0")
     out.print(table)
     _reasons(report.quarantine_reasons.items())
+    _customer_master(report)
+
+
+def _customer_master(report: IngestReport) -> None:
+    if not report.customer_master_files:
+        return
+    table = Table(title="Customer master", title_justify="left")
+    table.add_column("file", no_wrap=True)
+    table.add_column("encoding")
+    for column in ("in", "loaded", "quarantined"):
+        table.add_column(column, justify="right")
+    for row in report.customer_master_files:
+        table.add_row(
+            str(row["source_file"]),
+            str(row["encoding"]),
+            *(
+                f"{int(str(row[column])):,}"
+                for column in ("rows_in", "rows_loaded", "rows_quarantined")
+            ),
+        )
+    out.print(table)
+    _reasons(report.customer_master_reasons.items(), "Master rows by reason")
 
 
 def lake_status(status: LakeStatus) -> None:
@@ -131,11 +156,11 @@ def lake_status(status: LakeStatus) -> None:
     )
 
 
-def _reasons(reasons: Iterable[tuple[str, int]]) -> None:
+def _reasons(reasons: Iterable[tuple[str, int]], title: str = "Quarantined rows by reason") -> None:
     rows = list(reasons)
     if not rows:
         return
-    table = Table(title="Quarantined rows by reason", title_justify="left")
+    table = Table(title=title, title_justify="left")
     table.add_column("reason", no_wrap=True)
     table.add_column("rows", justify="right")
     for reason, count in rows:
@@ -185,6 +210,86 @@ def score_report(report: ScoreReport) -> None:
                 f"{row['mean_weighted_score']:+.2f}",
             )
         out.print(table)
+
+
+def lifecycle_report(report: LifecycleReport) -> None:
+    """Customers per stage, the day's moves and alerts."""
+    first = " (first run: no day before, nothing alerted)" if report.first_run else ""
+    out.print(
+        f"Lifecycle as of {report.as_of_date}{first}: {report.transitions:,} stage changes, "
+        f"{report.alerts:,} customers entered danger -> {shown(report.alerts_file)}"
+    )
+    table = Table(title=f"Lifecycle stages as of {report.as_of_date}", title_justify="left")
+    table.add_column("stage", no_wrap=True)
+    for column in ("customers", "share", "12-month spend", "entered", "left"):
+        table.add_column(column, justify="right")
+    for row in report.stage_counts:
+        table.add_row(
+            str(row["stage"]),
+            f"{row['customers']:,}",
+            _percent(row["customer_share"]),
+            f"{row['window_net_amount']:,.0f}",
+            f"{row['entered']:,}",
+            f"{row['exited']:,}",
+        )
+    out.print(table)
+
+
+def delivery_report(report: DeliveryReport) -> None:
+    """What the alert channels took, and what is still queued or given up."""
+    if not report.channels:
+        return
+    for channel, counts in sorted(report.channels.items()):
+        out.print(
+            f"Alerts via {channel}: {counts.delivered:,} delivered, {counts.pending:,} queued "
+            f"for the next run, {counts.given_up:,} given up"
+        )
+        for error in counts.errors:
+            err.print(f"  {channel}: {error}")
+    for given_up in report.given_up:
+        err.print(
+            f"  gave up {given_up.channel} alert {given_up.alert_id} of {given_up.as_of_date}:"
+            f" {given_up.reason}"
+        )
+
+
+def quality_report(report: QualityReport) -> None:
+    """Danger detection against the ground truth, next to the naive baseline."""
+    options = report.options
+    table = Table(
+        title=(
+            f"Danger detection vs ground truth, alerts {report.eval_start} to {report.eval_end}"
+            f" (churned customers count for {options.grace_days} days after the churn)"
+        ),
+        title_justify="left",
+    )
+    table.add_column("method", no_wrap=True)
+    for column in (
+        "alerts",
+        "precision",
+        "episodes",
+        "recall",
+        "onset->alert d",
+        "alert->churn d",
+        "alerted before churn",
+    ):
+        table.add_column(column, justify="right")
+    for row in report.methods:
+        table.add_row(
+            str(row["method"]),
+            f"{row['alerts']:,}",
+            f"{row['precision']:.2f}",
+            f"{row['episodes']:,}",
+            f"{row['recall']:.2f}",
+            _days(row["median_days_onset_to_alert"]),
+            _days(row["median_days_alert_to_churn"]),
+            _percent(row["share_alerted_before_churn"]),
+        )
+    out.print(table)
+
+
+def _days(value: object) -> str:
+    return "-" if value is None else f"{float(str(value)):.0f}"
 
 
 def _percent(value: object) -> str:

@@ -30,3 +30,7 @@ class NotIngestedError(PipelineError):
 
 class DataCheckError(PipelineError):
     """A table just written breaks its stated grain, accepted values or ranges."""
+
+
+class NotScoredError(PipelineError):
+    """A step needs a date another step has not produced yet (scoring, the day before)."""

@@ -23,6 +23,7 @@ def with_paths(settings: Settings, root: Path) -> Settings:
         state=root / "state",
         published=root / "published",
         models=root / "models",
+        alerts=root / "alerts",
     )
     paths.incoming.mkdir(parents=True, exist_ok=True)
     return settings.model_copy(update={"paths": paths})

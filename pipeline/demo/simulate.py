@@ -79,8 +79,17 @@ class SimulationParams:
     recover_share_by_stage: tuple[float, float, float] = (0.25, 0.35, 0.45)
     dissatisfied_gap_min: float = 2.5
     dissatisfied_gap_max: float = 4.0
+    # Dissatisfaction starts with a bad order (a faulty product, a late delivery): the
+    # hazard picks the day, the customer's next order goes wrong. Most such orders come
+    # back as a return within complaint_return_days (an after-sales problem, the sign
+    # of dissatisfaction the source documents name).
+    complaint_return_share: float = 0.85
+    complaint_return_days: int = 10
+    # A customer who gets over it comes back after skipping a purchase cycle or two:
+    # recovery takes this many of their own mean gaps (at least recovery_days_min).
+    recovery_gaps_min: float = 1.5
+    recovery_gaps_max: float = 3.0
     recovery_days_min: int = 21
-    recovery_days_mean_extra: float = 28.0
     churn_decision_gap_multiple: float = 1.8
     churn_days_min: int = 21
     churn_days_max: int = 270
@@ -204,6 +213,7 @@ class _Orders:
     lines_mean: F64
     price_preference: F64
     return_rate: F64
+    return_days: I64
 
 
 def cny_date(year: int) -> np.datetime64:
@@ -378,6 +388,8 @@ class Simulator:
         self.gap_mult = np.ones(size, np.float32)
         self.prev_state = np.zeros(size, np.int8)
         self.outcome = np.zeros(size, np.int8)
+        self.bad_next_order = np.zeros(size, np.bool_)
+        self._complaints = np.empty(0, np.int64)
         self._episodes = _Log((np.int32, np.int8, np.int32, np.bool_))
         self._dissatisfied = _Log((np.int32, np.int32, np.int8, np.int32, np.int8))
         self._pending = _PendingReturns()
@@ -389,6 +401,7 @@ class Simulator:
 
         Call it for every day in order, from `first_day` (warm-up) to `days - 1`.
         """
+        self._complaints = np.empty(0, np.int64)
         self._sign_up(day)
         self._lifecycle_events(day)
         buyers = self._purchase(day)
@@ -429,16 +442,20 @@ class Simulator:
         if not len(due):
             return
         states = self.state[due]
-        self._onset(due[(states >= SOCIALIZATION) & (states <= MATURITY)], day)
+        # The customer's next order goes wrong; dissatisfaction starts with it.
+        self.bad_next_order[due[(states >= SOCIALIZATION) & (states <= MATURITY)]] = True
+        self.event_day[due[(states >= SOCIALIZATION) & (states <= MATURITY)]] = NEVER
         self._resolve(due[states == DISSATISFIED], day)
         self._win_back(due[states == CHURNED], day)
 
-    def _onset(self, idx: I64, day: int) -> None:
+    def _onset(self, idx: I64, day: int, stage_at_onset: I8) -> None:
+        """Dissatisfaction from ``day``; ``stage_at_onset`` is the stage the bad order
+        was placed in (the order itself may have promoted the customer)."""
         if not len(idx):
             return
         p = self.params
-        stage = self.state[idx]
-        self.prev_state[idx] = stage
+        stage = stage_at_onset
+        self.prev_state[idx] = self.state[idx]
         self.state[idx] = DISSATISFIED
         self._log_state(idx, DISSATISFIED, day)
         mult = self._rng.uniform(p.dissatisfied_gap_min, p.dissatisfied_gap_max, len(idx))
@@ -448,8 +465,12 @@ class Simulator:
         stretched = day + np.maximum(1, np.round((pending - day + 0.5) * mult))
         self.next_buy[idx] = np.where(pending >= NEVER, NEVER, stretched)
         recover = self._rng.random(len(idx)) < np.asarray(p.recover_share_by_stage)[stage - 1]
-        recovery = p.recovery_days_min + np.round(
-            self._rng.gamma(2.0, p.recovery_days_mean_extra / 2.0, len(idx))
+        recovery = np.maximum(
+            p.recovery_days_min,
+            np.round(
+                self._rng.uniform(p.recovery_gaps_min, p.recovery_gaps_max, len(idx))
+                * self.population.mean_gap[idx]
+            ),
         )
         churn = np.clip(
             np.round(
@@ -516,6 +537,11 @@ class Simulator:
         self.next_buy[buyers] = self.calendar.advance(
             day, self._gaps(buyers, self._gap_mult(buyers))
         )
+        is_bad = self.bad_next_order[buyers] & (self.state[buyers] >= SOCIALIZATION)
+        bad = buyers[is_bad]
+        self.bad_next_order[bad] = False
+        self._onset(bad, day, before[is_bad])
+        self._complaints = bad
         return buyers
 
     def _promote(self, idx: I64, before: I8, day: int) -> None:
@@ -574,13 +600,21 @@ class Simulator:
         loyal = self._rng.random(len(idx)) < pop.channel_loyalty[idx]
         rates = np.asarray(self.params.return_rate_by_state)
         state = self.state[idx]
+        complaint = np.isin(idx, self._complaints)
         return _Orders(
             customer=idx.astype(np.int32),
             channel=np.where(loyal, primary, other).astype(np.int8),
             spend=self._spend(idx),
             lines_mean=pop.lines_mean[idx].astype(np.float64),
             price_preference=pop.price_preference[idx].astype(np.float64),
-            return_rate=rates[np.minimum(state, DISSATISFIED)],
+            return_rate=np.where(
+                complaint,
+                self.params.complaint_return_share,
+                rates[np.minimum(state, DISSATISFIED)],
+            ),
+            return_days=np.where(
+                complaint, self.params.complaint_return_days, self.params.return_window_days
+            ).astype(np.int64),
         )
 
     def _guest_orders(self, member_orders: int) -> _Orders:
@@ -593,6 +627,7 @@ class Simulator:
             lines_mean=np.full(n, 1.5),
             price_preference=self._rng.beta(2.0, 2.5, n),
             return_rate=np.full(n, self.params.guest_return_rate),
+            return_days=np.full(n, self.params.return_window_days, np.int64),
         )
 
     def _lines(self, day: int, orders: _Orders) -> DayLines:
@@ -666,9 +701,8 @@ class Simulator:
         returned = (status == COMPLETED) & (rng.random(n_orders) < orders.return_rate)
         line = first_line + np.floor(rng.random(n_orders) * n_lines).astype(np.int64)
         line = line[returned]
-        window = self.params.return_window_days
         self._pending.add(
-            due=day + rng.integers(1, window + 1, int(returned.sum())),
+            due=day + 1 + np.floor(rng.random(int(returned.sum())) * orders.return_days[returned]),
             channel=orders.channel[returned],
             customer=orders.customer[returned],
             sku=sku[line],
@@ -749,6 +783,7 @@ def _concat_orders(a: _Orders, b: _Orders) -> _Orders:
         lines_mean=np.concatenate([a.lines_mean, b.lines_mean]),
         price_preference=np.concatenate([a.price_preference, b.price_preference]),
         return_rate=np.concatenate([a.return_rate, b.return_rate]),
+        return_days=np.concatenate([a.return_days, b.return_days]),
     )
 
 

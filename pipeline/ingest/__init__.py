@@ -1,1 +1,1 @@
-"""Ingest: one logical date of sales exports into the Parquet lake."""
+"""Ingest: one logical date of sales exports (and the optional customer master) into the lake."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import codecs
 import csv
 import gzip
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +32,33 @@ _BOMS = (
 )
 REQUIRED_COLUMNS = ("order_id", "customer_id", "ordered_at", "product_id", "quantity")
 CANONICAL_COLUMNS = tuple(ColumnMapping.model_fields)
+
+
+@dataclass(frozen=True)
+class HeaderMapping:
+    """Which source headers mean which canonical column, and which columns a file needs."""
+
+    aliases: Mapping[str, Sequence[str]]  # canonical column -> source headers
+    required: tuple[str, ...]
+    # Groups of which at least one column is needed, e.g. ("amount", "unit_price").
+    required_one_of: tuple[tuple[str, ...], ...] = ()
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(self.aliases)
+
+    def lookup(self) -> dict[str, str]:
+        """Normalized source header -> canonical column."""
+        return {
+            normalize_header(alias): canonical
+            for canonical, aliases in self.aliases.items()
+            for alias in aliases
+        }
+
+
+def sales_header_mapping(source: SourceConfig) -> HeaderMapping:
+    """The sales exports' columns, as ``[source.columns]`` maps them."""
+    return HeaderMapping(source.columns.model_dump(), REQUIRED_COLUMNS, (("amount", "unit_price"),))
 
 
 @dataclass(frozen=True)
@@ -62,8 +89,12 @@ def open_decompressed(path: Path) -> Iterator[BinaryIO]:
         yield unzipped  # type: ignore[misc]
 
 
-def prepare_csv(export: ExportFile, source: SourceConfig, scratch: Path) -> CsvLayout:
+def prepare_csv(
+    export: ExportFile, source: SourceConfig, scratch: Path, mapping: HeaderMapping | None = None
+) -> CsvLayout:
     """Detect the encoding and header, transcoding to UTF-8 where DuckDB needs it.
+
+    ``mapping`` names the columns to look for: the sales columns unless given.
 
     Raises:
         RejectedFileError: empty, unreadable, unknown encoding, or required columns missing.
@@ -78,7 +109,8 @@ def prepare_csv(export: ExportFile, source: SourceConfig, scratch: Path) -> CsvL
     encoding = source.encoding if source.encoding != "auto" else _sniff_encoding(export.name, head)
     encoding = codecs.lookup(encoding).name
     header_line = _first_line(export.name, head, encoding)
-    delimiter, width, column_index = _map_header(export.name, header_line, source)
+    mapping = mapping or sales_header_mapping(source)
+    delimiter, width, column_index = _map_header(export.name, header_line, source, mapping)
     if encoding == _UTF8:
         utf8_path = export.path
     else:
@@ -116,9 +148,9 @@ def _first_line(name: str, head: bytes, encoding: str) -> str:
 
 
 def _map_header(
-    name: str, header_line: str, source: SourceConfig
+    name: str, header_line: str, source: SourceConfig, mapping: HeaderMapping
 ) -> tuple[str, int, dict[str, int]]:
-    lookup = source.columns.lookup()
+    lookup = mapping.lookup()
     candidates = _DELIMITERS if source.delimiter == "auto" else (source.delimiter,)
     best: tuple[int, str, list[str]] | None = None
     for delimiter in candidates:
@@ -130,17 +162,17 @@ def _map_header(
     recognised, delimiter, fields = best
     if recognised == 0:
         raise RejectedFileError(name, f"header not recognised: {header_line[:200]!r}")
-    return delimiter, len(fields), map_columns(name, fields, source)
+    return delimiter, len(fields), map_columns(name, fields, mapping)
 
 
-def map_columns(name: str, fields: list[str], source: SourceConfig) -> dict[str, int]:
+def map_columns(name: str, fields: list[str], mapping: HeaderMapping) -> dict[str, int]:
     """Canonical column -> position among a file's column names.
 
     Raises:
         RejectedFileError: two columns map to one canonical column, or a required one
             is missing.
     """
-    lookup = source.columns.lookup()
+    lookup = mapping.lookup()
     column_index: dict[str, int] = {}
     for position, field in enumerate(fields):
         canonical = lookup.get(normalize_header(field))
@@ -152,22 +184,25 @@ def map_columns(name: str, fields: list[str], source: SourceConfig) -> dict[str,
                 name, f"columns {first!r} and {field!r} both map to {canonical}"
             )
         column_index[canonical] = position
-    _check_required_columns(name, column_index.keys(), source)
+    _check_required_columns(name, column_index.keys(), mapping)
     return column_index
 
 
-def _check_required_columns(name: str, present: Iterable[str], source: SourceConfig) -> None:
+def _check_required_columns(name: str, present: Iterable[str], mapping: HeaderMapping) -> None:
     """Reject a file that lacks a required canonical column after mapping."""
     have = set(present)
-    missing = [column for column in REQUIRED_COLUMNS if column not in have]
-    if "unit_price" not in have and "amount" not in have:
-        missing.append("amount or unit_price")
+    missing = [
+        f"{column} (looked for {', '.join(mapping.aliases[column])})"
+        for column in mapping.required
+        if column not in have
+    ]
+    missing += [
+        f"{' or '.join(group)} (looked for {', '.join(group)})"
+        for group in mapping.required_one_of
+        if not have.intersection(group)
+    ]
     if missing:
-        aliases = source.columns.model_dump()
-        looked_for = "; ".join(
-            f"{column} (looked for {', '.join(aliases.get(column, ['amount', 'unit_price']))})"
-            for column in missing
-        )
+        looked_for = "; ".join(missing)
         raise RejectedFileError(name, f"required column missing after mapping: {looked_for}")
 
 

@@ -2,27 +2,41 @@
 
 Every column stays text here so that no value can fail to load: parsing and its
 failures belong to the staging model, where each failure becomes a quarantine reason.
+Other exports (the customer master) load the same way into their own raw table, with
+their own header mapping.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 
 from pipeline.config import SourceConfig
 from pipeline.errors import RejectedFileError
-from pipeline.ingest.decoding import CANONICAL_COLUMNS, map_columns, prepare_csv
+from pipeline.ingest.decoding import (
+    CANONICAL_COLUMNS,
+    HeaderMapping,
+    map_columns,
+    prepare_csv,
+    sales_header_mapping,
+)
 from pipeline.ingest.files import ExportFile
 
 RAW_TABLE = "raw_export_lines"
 _FILE_ROWS = "export_file_rows"
 
 
-def create_raw_table(con: duckdb.DuckDBPyConnection) -> None:
-    columns = ",\n    ".join(f"{column} varchar" for column in CANONICAL_COLUMNS)
+def create_raw_table(
+    con: duckdb.DuckDBPyConnection,
+    table: str = RAW_TABLE,
+    canonical_columns: Sequence[str] = CANONICAL_COLUMNS,
+) -> None:
+    columns = ",\n    ".join(f"{column} varchar" for column in canonical_columns)
     con.execute(
-        f"create or replace temp table {RAW_TABLE} (\n"
+        f"create or replace temp table {table} (\n"
         f"    source_file varchar not null,\n    file_order integer not null,\n"
         f"    source_row bigint not null,\n    {columns}\n)"
     )
@@ -34,17 +48,29 @@ def load_export_file(
     file_order: int,
     source: SourceConfig,
     scratch: Path,
+    table: str = RAW_TABLE,
+    mapping: HeaderMapping | None = None,
 ) -> dict[str, str]:
-    """Append one file's rows to ``raw_export_lines``; returns how it was read.
+    """Append one file's rows to ``table`` (made by create_raw_table with ``mapping``'s
+    columns; the sales exports' by default); returns how it was read.
 
     ``file_order`` is the file's precedence among the day's files (0 first).
 
     Raises:
         RejectedFileError: the file cannot be read whole; nothing of it is kept.
     """
+    target = _Target(table, mapping or sales_header_mapping(source))
     if export.file_format == "parquet":
-        return _load_parquet(con, export, file_order, source)
-    return _load_csv(con, export, file_order, source, scratch)
+        return _load_parquet(con, export, file_order, target)
+    return _load_csv(con, export, file_order, source, scratch, target)
+
+
+@dataclass(frozen=True)
+class _Target:
+    """The raw table a file is appended to, and how its headers map to that table."""
+
+    table: str
+    mapping: HeaderMapping
 
 
 def _load_csv(
@@ -53,8 +79,9 @@ def _load_csv(
     file_order: int,
     source: SourceConfig,
     scratch: Path,
+    target: _Target,
 ) -> dict[str, str]:
-    layout = prepare_csv(export, source, scratch)
+    layout = prepare_csv(export, source, scratch, target.mapping)
     names = [f"column{position:04d}" for position in range(layout.width)]
     try:
         con.execute(
@@ -73,13 +100,13 @@ def _load_csv(
         raise RejectedFileError(export.name, _csv_problem(error)) from None
     # Insertion order is file order (DuckDB preserves it), so rowid is the data row number.
     present = {column: names[position] for column, position in layout.column_index.items()}
-    _append(con, export, file_order, "rowid + 1", present, _FILE_ROWS)
+    _append(con, target, export, file_order, "rowid + 1", present, _FILE_ROWS)
     con.execute(f"drop table {_FILE_ROWS}")
     return {"encoding": layout.encoding, "delimiter": layout.delimiter}
 
 
 def _load_parquet(
-    con: duckdb.DuckDBPyConnection, export: ExportFile, file_order: int, source: SourceConfig
+    con: duckdb.DuckDBPyConnection, export: ExportFile, file_order: int, target: _Target
 ) -> dict[str, str]:
     params = {"path": str(export.path)}
     try:
@@ -88,11 +115,12 @@ def _load_parquet(
         raise RejectedFileError(export.name, f"unreadable Parquet: {_first_line(error)}") from None
     present = {
         canonical: f"cast({quote_identifier(columns[position])} as varchar)"
-        for canonical, position in map_columns(export.name, columns, source).items()
+        for canonical, position in map_columns(export.name, columns, target.mapping).items()
     }
     try:
         _append(
             con,
+            target,
             export,
             file_order,
             "file_row_number + 1",
@@ -107,6 +135,7 @@ def _load_parquet(
 
 def _append(
     con: duckdb.DuckDBPyConnection,
+    target: _Target,
     export: ExportFile,
     file_order: int,
     row_number: str,
@@ -115,8 +144,8 @@ def _append(
     params: dict[str, str] | None = None,
 ) -> None:
     """Insert the file's rows; ``present`` maps canonical columns to the file's values."""
-    expressions = {column: present.get(column, "null") for column in CANONICAL_COLUMNS}
-    if "line_id" not in present:
+    expressions = {column: present.get(column, "null") for column in target.mapping.columns}
+    if "line_id" in expressions and "line_id" not in present:
         # No line number in the export: a line is its position within its order in the
         # file, so a re-sent copy of the file gets the same ids.
         expressions["line_id"] = (
@@ -125,7 +154,7 @@ def _append(
         )
     select_list = ",\n    ".join(f"{value} as {column}" for column, value in expressions.items())
     con.execute(
-        f"insert into {RAW_TABLE}\nselect\n    $source_file as source_file,\n"
+        f"insert into {target.table}\nselect\n    $source_file as source_file,\n"
         f"    $file_order as file_order,\n"
         f"    {row_number} as source_row,\n    {select_list}\nfrom {source_sql}",
         {"source_file": export.name, "file_order": file_order, **(params or {})},

@@ -1,4 +1,9 @@
-"""Ingest one logical date: the day's export files into the lake's three tables."""
+"""Ingest one logical date: the day's export files into the lake's tables.
+
+The sales exports become order_lines and quarantined_order_lines; the optional customer
+master becomes customer_master and quarantined_customer_master; the ingest_ledger
+partition, written last, marks the date complete.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ from pipeline import sql
 from pipeline.config import Settings
 from pipeline.duck import connect
 from pipeline.errors import MissingExportError
+from pipeline.ingest import customer_master
 from pipeline.ingest.files import ExportFile, find_export_files
 from pipeline.ingest.loading import create_raw_table, load_export_file
 from pipeline.lake import Lake, remove_partition, write_partition
@@ -21,21 +27,30 @@ from pipeline.workspace import workspace
 
 ORDER_LINES = "order_lines"
 QUARANTINE = "quarantined_order_lines"
+CUSTOMER_MASTER = "customer_master"
+CUSTOMER_MASTER_QUARANTINE = "quarantined_customer_master"
 LEDGER = "ingest_ledger"
 # The ledger partition is removed before and written after the others: a date with a
 # ledger partition is completely ingested, whatever moment an earlier run died at.
-LAKE_TABLES = (QUARANTINE, ORDER_LINES, LEDGER)
+LAKE_TABLES = (QUARANTINE, ORDER_LINES, CUSTOMER_MASTER_QUARANTINE, CUSTOMER_MASTER, LEDGER)
 
 Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)
 class IngestReport:
-    """What one date's ingest did, file by file."""
+    """What one date's ingest did, file by file.
+
+    ``files`` and ``quarantine_reasons`` are the sales exports' (the ledger's rows);
+    the customer master's files are counted apart, in ``customer_master_files`` (rows_in,
+    rows_loaded, rows_quarantined) and ``customer_master_reasons``.
+    """
 
     export_date: date
     files: list[dict[str, object]]
     quarantine_reasons: dict[str, int] = field(default_factory=dict)
+    customer_master_files: list[dict[str, object]] = field(default_factory=list)
+    customer_master_reasons: dict[str, int] = field(default_factory=dict)
 
     def total(self, column: str) -> int:
         return sum(int(str(row[column])) for row in self.files)
@@ -48,12 +63,14 @@ def ingest_date(settings: Settings, day: date, progress: Progress | None = None)
     are unchanged. A structurally broken file aborts the date before anything is written.
 
     Raises:
-        MissingExportError: no export file and ``ingest.missing_export = "fail"``.
+        MissingExportError: no sales export file and ``ingest.missing_export = "fail"``
+            (whether or not a customer master arrived).
         RejectedFileError: a file is structurally broken (nothing is written).
     """
     report_progress = progress or (lambda _message: None)
     paths = settings.paths
     exports = find_export_files(paths.incoming, settings.source.file_pattern, day)
+    masters = customer_master.find_master_files(paths.incoming, settings.source, day, exports)
     if not exports and settings.ingest.missing_export == "fail":
         pattern = settings.source.file_pattern.format(date=day)
         raise MissingExportError(
@@ -65,10 +82,20 @@ def ingest_date(settings: Settings, day: date, progress: Progress | None = None)
         try:
             read_as = _load_exports(con, exports, settings, scratch, report_progress)
             _register_export_files(con, exports, read_as)
+            master_read_as = customer_master.load_master_files(
+                con, masters, settings.source, scratch, report_progress
+            )
+            _register_export_files(con, masters, master_read_as, customer_master.MASTER_FILES_TABLE)
             report_progress("validating")
             sql.materialize(con, "staging/stg_sales_export_lines", _staging_params(settings, day))
             _load_earlier_lines(con, lake, day, settings.ingest.dedup_lookback_days)
             sql.materialize(con, "intermediate/int_sales_export_lines_classified")
+            sql.materialize(
+                con,
+                "staging/stg_customer_master_rows",
+                customer_master.staging_params(settings.source, day),
+            )
+            sql.materialize(con, "intermediate/int_customer_master_rows_classified")
             remove_partition(lake.partition_file(LEDGER, day))
             for table in LAKE_TABLES:
                 report_progress(f"writing {table}")
@@ -97,15 +124,16 @@ def _register_export_files(
     con: duckdb.DuckDBPyConnection,
     exports: list[ExportFile],
     read_as: dict[str, dict[str, str]],
+    table: str = "export_files",
 ) -> None:
     con.execute(
-        "create or replace temp table export_files (source_file varchar, file_sha256 varchar,"
+        f"create or replace temp table {table} (source_file varchar, file_sha256 varchar,"
         " file_bytes bigint, file_format varchar, encoding varchar, delimiter varchar)"
     )
     if not exports:
         return
     con.executemany(
-        "insert into export_files values (?, ?, ?, ?, ?, ?)",
+        f"insert into {table} values (?, ?, ?, ?, ?, ?)",
         [
             [
                 export.name,
@@ -165,8 +193,23 @@ def _report(con: duckdb.DuckDBPyConnection, lake: Lake, day: date) -> IngestRepo
         "select * from read_parquet($path)", params={"path": str(lake.partition_file(LEDGER, day))}
     )
     files = [dict(zip(ledger.columns, row, strict=True)) for row in ledger.fetchall()]
+    reasons = _reason_counts(con, lake.partition_file(QUARANTINE, day))
+    master_quarantine = lake.partition_file(CUSTOMER_MASTER_QUARANTINE, day)
+    master = sql.relation(
+        con,
+        "reports/ingest_customer_master_files",
+        {
+            "customer_master_file": str(lake.partition_file(CUSTOMER_MASTER, day)),
+            "quarantine_file": str(master_quarantine),
+        },
+    )
+    master_files = [dict(zip(master.columns, row, strict=True)) for row in master.fetchall()]
+    return IngestReport(day, files, reasons, master_files, _reason_counts(con, master_quarantine))
+
+
+def _reason_counts(con: duckdb.DuckDBPyConnection, quarantine_file: Path) -> dict[str, int]:
     reasons = con.execute(
         "select quarantine_reason, count(*) from read_parquet($path) group by all order by all",
-        {"path": str(lake.partition_file(QUARANTINE, day))},
+        {"path": str(quarantine_file)},
     ).fetchall()
-    return IngestReport(day, files, {reason: count for reason, count in reasons})
+    return {reason: count for reason, count in reasons}

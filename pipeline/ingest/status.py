@@ -8,7 +8,7 @@ from datetime import date
 import duckdb
 
 from pipeline import sql
-from pipeline.ingest.run import LEDGER, ORDER_LINES, QUARANTINE
+from pipeline.ingest.run import LAKE_TABLES, LEDGER, QUARANTINE
 from pipeline.lake import Lake
 
 
@@ -50,7 +50,9 @@ def lake_status(lake: Lake, start: date, end: date) -> LakeStatus:
 
 
 def _incomplete_dates(lake: Lake, start: date, end: date) -> list[date]:
-    written = set(lake.partition_dates(ORDER_LINES)) | set(lake.partition_dates(QUARANTINE))
+    written = {
+        day for table in LAKE_TABLES if table != LEDGER for day in lake.partition_dates(table)
+    }
     complete = set(lake.partition_dates(LEDGER))
     return sorted(day for day in written - complete if start <= day <= end)
 

@@ -1,8 +1,8 @@
 """Crash safety of ingest: SIGKILL a real ``python -m pipeline ingest`` at many moments.
 
-The lake starts in a clean state A (one date ingested from export version A). The export
-is then replaced by version B (more lines, other amounts, other bad rows) and an ingest of
-B is started as a subprocess and killed with SIGKILL after a seeded random delay spread
+The lake starts in a clean state A (one date ingested from export version A, with a
+customer master A). The export and the master are then replaced by version B (more lines,
+other amounts, other bad rows) and an ingest of B is started as a subprocess and killed with SIGKILL after a seeded random delay spread
 over the measured length of a whole run (plus kills at the very start, at the very end,
 and in the window where partitions are being written). After every kill:
 
@@ -31,7 +31,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from hashlib import sha256
 from pathlib import Path
 
@@ -46,8 +46,15 @@ import pipeline
 
 DAY = date(2025, 3, 15)
 EXPORT_NAME = f"sales_{DAY:%Y%m%d}.csv"
+MASTER_NAME = f"customers_{DAY:%Y%m%d}.csv"
 LEDGER = "ingest_ledger"
-TABLES = ("quarantined_order_lines", "order_lines", LEDGER)
+TABLES = (
+    "quarantined_order_lines",
+    "order_lines",
+    "quarantined_customer_master",
+    "customer_master",
+    LEDGER,
+)
 HEADER = (
     "order_id,line_number,customer_id,order_time,sku,quantity,unit_price,amount,currency,status"
 )
@@ -116,6 +123,25 @@ def write_export(path: Path, *, orders: int, seed: int, bad_rows: list[str]) -> 
         )
         handle.write("".join(row + "\n" for row in bad_rows).encode())
     return lines + len(bad_rows)
+
+
+def write_master(path: Path, *, customers: int, bad_rows: list[str]) -> None:
+    """A day's customer master: ``customers`` sign-ups, then ``bad_rows``."""
+    rows = (
+        f"C{n:06d},{DAY - timedelta(days=n % 400)},c{n}@example.com,138{n:08d},上海\n"
+        for n in range(customers)
+    )
+    with path.open("w", encoding="utf-8") as handle:
+        handle.write("customer_id,signup_date,email,phone,city\n")
+        handle.writelines(rows)
+        handle.write("".join(row + "\n" for row in bad_rows))
+
+
+BAD_MASTER_ROWS_A = [
+    ",2025-03-15,,,",  # no customer id
+    "C000001,2025-03-15,,,",  # a later copy of a customer
+]
+BAD_MASTER_ROWS_B = [*BAD_MASTER_ROWS_A, "C999999,2025-13-01,,,"]  # bad signup date
 
 
 BAD_ROWS_A = [
@@ -379,14 +405,20 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Scenario:
     export_b = root / "export_b.csv"
     write_export(export_a, orders=ORDERS_A, seed=1, bad_rows=BAD_ROWS_A)
     write_export(export_b, orders=ORDERS_B, seed=2, bad_rows=BAD_ROWS_B)
+    master_a = root / "master_a.csv"
+    master_b = root / "master_b.csv"
+    write_master(master_a, customers=5_000, bad_rows=BAD_MASTER_ROWS_A)
+    write_master(master_b, customers=6_000, bad_rows=BAD_MASTER_ROWS_B)
 
     reference_b = Site.create(root / "reference_b")
     shutil.copyfile(export_b, reference_b.incoming / EXPORT_NAME)
+    shutil.copyfile(master_b, reference_b.incoming / MASTER_NAME)
     reference_b.ingest()
     b = Reference.of(reference_b.lake)
 
     site = Site.create(root / "site")
     shutil.copyfile(export_a, site.incoming / EXPORT_NAME)
+    shutil.copyfile(master_a, site.incoming / MASTER_NAME)
     site.ingest()
     a = Reference.of(site.lake)
     snapshot_a = root / "lake_a"
@@ -396,9 +428,11 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Scenario:
         assert a.digest[path] != b.digest[path], f"{table}: A and B must be distinguishable"
     assert a.rows["order_lines"] != b.rows["order_lines"]
     assert a.rows["quarantined_order_lines"] > 0
+    assert a.rows["quarantined_customer_master"] > 0
 
     # The corrected export B replaces A under the same name, as a re-sent file would.
     shutil.copyfile(export_b, site.incoming / EXPORT_NAME)
+    shutil.copyfile(master_b, site.incoming / MASTER_NAME)
     timing = timed_ingest(site)
     assert lake_digest(site.lake) == b.digest, "re-ingesting over A must give B's bytes"
     return Scenario(site, snapshot_a, a, b, timing)

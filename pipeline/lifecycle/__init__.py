@@ -1,0 +1,1 @@
+"""Lifecycle stages, danger detection and alerts: what follows scoring each day."""
