@@ -255,15 +255,15 @@ class LifecycleConfig(_Section):
 
     # Gap rule: danger when the days since the last purchase reach this multiple of the
     # customer's expected gap between purchase days ...
-    danger_gap_multiple: float = Field(default=5.0, gt=1)
+    danger_gap_multiple: float = Field(default=6.0, gt=1)
     # ... and at least this many days ...
     danger_min_gap_days: int = Field(default=21, ge=1)
     # ... for customers with at least this many gaps of their own (a one-order customer
     # has no rhythm to deviate from: returns and termination still apply).
-    gap_min_observed_gaps: int = Field(default=1, ge=0)
+    gap_min_observed_gaps: int = Field(default=2, ge=0)
     # Termination: no purchase for this multiple of the expected gap (and at least
     # danger_min_gap_days beyond the danger threshold); danger unresolved for longer.
-    termination_gap_multiple: float = Field(default=7.0, gt=1)
+    termination_gap_multiple: float = Field(default=8.0, gt=1)
     # Interruption: no purchase for this many days, whatever the rhythm. At most the
     # scoring window, so every other customer has a purchase in the window.
     churn_horizon_days: int = Field(default=365, ge=28, le=378)

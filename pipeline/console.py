@@ -217,7 +217,8 @@ def lifecycle_report(report: LifecycleReport) -> None:
     first = " (first run: no day before, nothing alerted)" if report.first_run else ""
     out.print(
         f"Lifecycle as of {report.as_of_date}{first}: {report.transitions:,} stage changes, "
-        f"{report.alerts:,} customers entered danger -> {shown(report.alerts_file)}"
+        f"{report.alerts:,} {'customer' if report.alerts == 1 else 'customers'} entered danger"
+        f" -> {shown(report.alerts_file)}"
     )
     table = Table(title=f"Lifecycle stages as of {report.as_of_date}", title_justify="left")
     table.add_column("stage", no_wrap=True)

@@ -275,10 +275,10 @@ final as (
                     window_basket
                 ) end,
                 case when returns_signal then format(
-                    'returned {} of {} bought in the last {} days (last return {}),'
+                    'returned {:.2f} of {:.2f} bought in the last {} days (last return {}),'
                     || ' no purchase since {} ({} days)',
-                    recent_returned_amount,
-                    recent_sale_amount,
+                    recent_returned_amount::double,
+                    recent_sale_amount::double,
                     $recent_days::integer,
                     last_return_date,
                     last_purchase_date,

@@ -1,0 +1,44 @@
+"""The lifecycle benchmark still runs end to end (on a tiny history: figures unused)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.support import run_module
+
+
+def test_bench_runs_the_daily_lifecycle_step_and_its_rerun(tmp_path: Path) -> None:
+    result = run_module(
+        "bench.lifecycle_bench",
+        "--lines",
+        "20000",
+        "--customers",
+        "500",
+        "--days",
+        "20",
+        "--workdir",
+        str(tmp_path),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "prepared 2025-01-20: score 2025-01-19 --full" in result.stdout, result.stdout
+    header, *rows = [line for line in result.stdout.splitlines() if line.startswith("| ")]
+    names = [cell.strip() for cell in header.strip("|").split("|")]
+    table = [
+        dict(zip(names, (c.strip() for c in row.strip("|").split("|")), strict=True))
+        for row in rows
+    ]
+    assert [(row["step"], row["as of"], row["history days"]) for row in table] == [
+        ("daily step", "2025-01-20", "20"),
+        ("re-run", "2025-01-20", "20"),
+    ], rows
+    first, again = table
+    assert first["customer_days read"] == "20"  # the whole history: shorter than the window
+    assert 0 < int(first["customers staged"].replace(",", "")) <= 500
+    assert first["customers staged"] == again["customers staged"]
+    assert first["transitions"] == again["transitions"] and first["alerts"] == again["alerts"]
+    for row in table:
+        assert 0 < float(row["in-step s"]) < float(row["wall s"])
+        assert float(row["peak RSS MB"].replace(",", "")) > 0 and float(row["CPU s"]) > 0
+        assert "customer_lifecycle" in row["phases (s)"] and "derived" in row["phases (s)"]
+    assert (first["same bytes"], again["same bytes"]) == ("", "yes")
+    assert "machine:" in result.stdout
