@@ -17,6 +17,7 @@ from pipeline.config import Settings
 from pipeline.duck import connect
 from pipeline.errors import NotScoredError
 from pipeline.lake import AS_OF_KEY, Lake, write_partition
+from pipeline.lifecycle.alive import NO_MODEL, alive_model
 from pipeline.lifecycle.seeds import action_lookups
 from pipeline.scoring.inputs import date_range, register_parquet
 from pipeline.scoring.run import CUSTOMER_SEGMENTS
@@ -83,6 +84,9 @@ def stage_date(settings: Settings, day: date) -> LifecycleReport:
             _register_inputs(con, settings, lake, day, segments, previous)
             params = _params(settings, day, first_run)
             params |= _population(con, params)
+            with timings.phase("alive_model"):
+                model = alive_model(con, settings, day, params)
+            params |= model.sql_params() if model else NO_MODEL
             lifecycle = lake.partition_file(CUSTOMER_LIFECYCLE, day, AS_OF_KEY)
             with timings.phase(CUSTOMER_LIFECYCLE):
                 write_partition(

@@ -124,6 +124,20 @@ thresholds as (
             $population_gap_days
         )::double as expected_gap_days,
         observed_span_days / nullif(observed_gaps, 0)::double as own_gap_days,
+        -- P(alive) of the MBG/NBD model in force (bound $alive_*), on the same
+        -- observation as the expected gap: frequency = observed gaps, recency = their
+        -- span, T = the days observed (lifecycle/alive_inputs.sql fits on the same).
+        case
+            when $has_alive_model and last_purchase_date is not null then 1.0 / (
+                1.0 + exp(
+                    ln($alive_a / ($alive_b + observed_gaps))
+                    + ($alive_r + observed_gaps) * ln(
+                        ($alive_alpha + least(tenure_days, $window_days::integer))
+                        / ($alive_alpha + greatest(observed_span_days, 0))
+                    )
+                )
+            )
+        end as p_alive,
         -- Daily spend rates: the recent window against the scoring window (or tenure).
         recent_net_amount / $recent_days::double as recent_daily_spend,
         window_net_amount / least(tenure_days + 1, $window_days)::double
@@ -317,6 +331,7 @@ final as (
         round(expected_gap_days, 2) as expected_gap_days,
         round(danger_after_days, 2) as danger_after_days,
         round(termination_after_days, 2) as termination_after_days,
+        round(p_alive, 4) as p_alive,
         window_net_amount,
         recent_sale_amount,
         recent_returned_amount,

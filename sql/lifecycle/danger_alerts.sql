@@ -48,6 +48,7 @@ final as (
         recent_net_amount,
         recent_returned_amount,
         recent_return_lines,
+        p_alive,
         -- Trailing 12-month net spend: what the retailer stands to lose.
         greatest(window_net_amount, 0)::decimal(18, 2) as value_at_risk,
         segment,

@@ -106,3 +106,13 @@ def test_on_the_demo_the_rules_beat_the_baseline_and_reach_0_7(tmp_path: Path) -
     assert float(rules["precision"]) > float(baseline["precision"])
     assert float(rules["recall"]) > float(baseline["recall"])
     assert rules["median_days_onset_to_alert"] < baseline["median_days_onset_to_alert"]
+    # P(alive) agrees with the stages: lower in danger, lowest in termination.
+    con = duckdb.connect()
+    last = tmp_path / "lake" / "customer_lifecycle" / "as_of_date=2025-12-31" / "data.parquet"
+    medians = dict(
+        con.execute(
+            "select stage, median(p_alive) from read_parquet($file) group by stage",
+            {"file": str(last)},
+        ).fetchall()
+    )
+    assert medians["maturity"] > medians["danger"] > medians["termination"]

@@ -51,6 +51,8 @@ import pytest
 
 from pipeline.alerts import deliveries
 from pipeline.config import LifecycleConfig, ScoringConfig, Settings
+from pipeline.lifecycle import btyd
+from pipeline.lifecycle.alive import AliveStore
 from pipeline.lifecycle.run import stage_date
 from pipeline.scoring.run import score_date
 from tests.scoring.history import Line, ingest_history
@@ -295,3 +297,23 @@ def test_rerunning_a_date_gives_the_same_bytes_and_queues_no_alert_twice(
     assert report.alerts == 1 and report.queued == 0
     assert [path.read_bytes() for path in [*files, alerts_file]] == before
     assert sorted(delivery.alert_id for delivery in deliveries(staged)) == queued_before
+
+
+def test_p_alive_is_the_fitted_mbgnbd_on_the_window(
+    staged: Settings,
+) -> None:
+    model = AliveStore(staged.paths.models).newest_on_or_before(day(98))
+    assert model is not None and model.params.model == "mbgnbd"
+    rows = [
+        row
+        for row in read_lake(staged, "customer_lifecycle")
+        if row["as_of_date"] == day(98) and row["last_purchase_date"] is not None
+    ]
+    for row in rows:
+        # Observed from the first purchase (every one is in the 120-day window here).
+        frequency = row["window_purchase_days"] - 1
+        recency = (row["last_purchase_date"] - row["first_purchase_date"]).days
+        age = (day(98) - row["first_purchase_date"]).days
+        expected = btyd.p_alive(model.params, [frequency], [recency], [age])[0]
+        assert row["p_alive"] == pytest.approx(expected, abs=5e-5), row["customer_id"]
+    assert all(0 < row["p_alive"] <= 1 for row in rows)
