@@ -1,8 +1,8 @@
 -- Stage episodes that ended on $as_of_date: the lake's customer_stage_history table,
 -- one partition per as_of_date (the episode's end). Grain: one row per customer and
 -- closed episode; valid_to is exclusive (the first day of the next stage). Episodes
--- still open are the stage and stage_since of customer_lifecycle; the view
--- customer_stage_history_all (sql/lifecycle/views) joins both for BI.
+-- still open are the stage and stage_since of customer_lifecycle; the model
+-- customer_stage_episodes joins both for BI.
 -- Inputs: the views customer_lifecycle (the date) and previous_customer_lifecycle.
 
 with

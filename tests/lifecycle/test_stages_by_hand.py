@@ -47,8 +47,10 @@ from __future__ import annotations
 from datetime import date, timedelta
 from pathlib import Path
 
+import duckdb
 import pytest
 
+from pipeline import sql
 from pipeline.alerts import deliveries
 from pipeline.config import LifecycleConfig, ScoringConfig, Settings
 from pipeline.lifecycle import btyd
@@ -317,3 +319,27 @@ def test_p_alive_is_the_fitted_mbgnbd_on_the_window(
         expected = btyd.p_alive(model.params, [frequency], [recency], [age])[0]
         assert row["p_alive"] == pytest.approx(expected, abs=5e-5), row["customer_id"]
     assert all(0 < row["p_alive"] <= 1 for row in rows)
+
+
+def test_stage_episodes_join_closed_and_open_history(staged: Settings) -> None:
+    con = duckdb.connect()
+    lake = staged.paths.lake
+    con.read_parquet(
+        str(lake / "customer_stage_history" / "*" / "*.parquet"), hive_partitioning=True
+    ).create_view("customer_stage_history")
+    con.read_parquet(
+        str(lake / "customer_lifecycle" / f"as_of_date={day(LAST)}" / "data.parquet")
+    ).create_view("customer_lifecycle")
+    relation = sql.relation(con, "lifecycle/customer_stage_episodes", {"as_of_date": day(LAST)})
+    episodes = [
+        (stage, (start - DAY0).days, None if end is None else (end - DAY0).days)
+        for customer, stage, start, end in relation.fetchall()
+        if customer == "W"
+    ]
+    assert episodes == [
+        ("maturity", 50, 84),
+        ("danger", 84, 98),
+        ("termination", 98, 120),
+        ("socialization", 120, 127),
+        ("maturity", 127, None),
+    ]
