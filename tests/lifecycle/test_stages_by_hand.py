@@ -17,6 +17,11 @@ Every purchase is 100; X's return is 20.
     D         every 10 days 0..120; 10 instead of 100 from   spend decline
               day 100
     S1, S2    every 10 days 0..120                           steady: maturity throughout
+    G         every 10 days 52..122                          socialization -> growth ->
+                                                             maturity
+    H         30, 40, then 110                               growth -> danger -> ... ->
+                                                             interruption -> win-back
+    M         every 10 days 0..90 (100), 100..120 (300)      rising spend: back to growth
     O         60 only                                        one-order customer
     P1        in the customer master of day 55, never buys   prospect
     P2        in the master of day 55, buys on day 70        prospect -> socialization
@@ -40,6 +45,12 @@ Worked out (from the rules in sql/lifecycle/customer_lifecycle.sql):
        against 1010 / 11 = 91.8).
     O  bought on day 60: danger on 80, termination on 100, interruption on 120 (60 days).
     P2 bought on day 70: danger on 90, termination on 110.
+    G  new on day 52; repeat buyer on 62; mature on 92 (5 purchase days, tenure 40).
+    H  own gap 10: danger on 60, termination on 80, interruption on 100 (60 days);
+       the purchase on day 110 wins them back.
+    M  on day 110 the last 30 days' spend (100 + 300 + 300 = 700, 23.3 a day) is above
+       1.5x the window's rate (1600 / 111 = 14.4 a day): growth again. On day 100 it is
+       not (500 / 30 = 16.7 against 1.5 x 1300 / 101 = 19.3).
 """
 
 from __future__ import annotations
@@ -103,6 +114,10 @@ def history() -> list[Line]:
         *_purchases("D", list(range(100, 121, 10)), amount="10"),
         *_purchases("S1", steady),
         *_purchases("S2", steady),
+        *_purchases("G", list(range(52, 123, 10))),
+        *_purchases("H", [30, 40, 110]),
+        *_purchases("M", list(range(0, 91, 10))),
+        *_purchases("M", list(range(100, 121, 10)), amount="300"),
         *_purchases("O", [60]),
         *_purchases("P2", [70]),
     ]
@@ -158,20 +173,28 @@ def _stage(settings: Settings, customer: str, n: int) -> str:
 
 def test_every_transition_after_the_first_run_is_the_worked_out_one(staged: Settings) -> None:
     assert _transitions(staged) == [
+        (52, "G", None, "socialization"),
         (55, "P1", None, "prospect"),
         (55, "P2", None, "prospect"),
+        (60, "H", "growth", "danger"),
         (60, "O", None, "socialization"),
         (60, "R", "maturity", "danger"),
+        (62, "G", "socialization", "growth"),
         (65, "R", "danger", "maturity"),
         (70, "P2", "prospect", "socialization"),
+        (80, "H", "danger", "termination"),
         (80, "O", "socialization", "danger"),
         (84, "W", "maturity", "danger"),
         (90, "P2", "socialization", "danger"),
+        (92, "G", "growth", "maturity"),
         (92, "R", "maturity", "danger"),
         (98, "W", "danger", "termination"),
+        (100, "H", "termination", "interruption"),
         (100, "O", "danger", "termination"),
         (103, "R", "danger", "termination"),
         (110, "D", "maturity", "danger"),
+        (110, "H", "interruption", "socialization"),
+        (110, "M", "maturity", "growth"),
         (110, "P2", "danger", "termination"),
         (110, "X", "maturity", "danger"),
         (120, "O", "termination", "interruption"),
@@ -190,6 +213,8 @@ def test_the_first_run_records_every_stage_and_alerts_nobody(staged: Settings) -
         "D": "maturity",
         "S1": "maturity",
         "S2": "maturity",
+        "H": "growth",
+        "M": "maturity",
     }
     assert all(row["is_first_run"] and row["from_stage"] is None for row in first)
     assert not [row for row in read_lake(staged, "danger_alerts") if row["as_of_date"] == day(50)]
@@ -201,6 +226,7 @@ def test_each_danger_entry_is_one_alert_with_its_rule_and_numbers(staged: Settin
         for row in read_lake(staged, "danger_alerts")
     )
     assert alerts == [
+        (60, "H", "growth", "gap"),
         (60, "R", "maturity", "gap"),
         (80, "O", "socialization", "gap"),
         (84, "W", "maturity", "gap"),
@@ -274,13 +300,15 @@ def test_a_win_back_is_marked_and_closes_the_termination_episode(staged: Setting
 
 def test_stage_counts_and_flows_add_up(staged: Settings) -> None:
     counts = [row for row in read_lake(staged, "stage_counts") if row["as_of_date"] == day(110)]
-    assert sum(row["customers"] for row in counts) == 10
+    assert sum(row["customers"] for row in counts) == 13
     by_stage = {row["stage"]: row for row in counts}
     assert by_stage["danger"]["entered"] == 2  # D and X
     flows = [row for row in read_lake(staged, "stage_flows") if row["as_of_date"] == day(110)]
     assert {(row["from_stage"], row["to_stage"]): row["customers"] for row in flows} == {
         ("maturity", "danger"): 2,
         ("danger", "termination"): 1,
+        ("interruption", "socialization"): 1,
+        ("maturity", "growth"): 1,
     }
 
 
@@ -288,7 +316,7 @@ def test_rerunning_a_date_gives_the_same_bytes_and_queues_no_alert_twice(
     staged: Settings,
 ) -> None:
     queued_before = sorted(delivery.alert_id for delivery in deliveries(staged))
-    assert len(queued_before) == 7
+    assert len(queued_before) == 8
     tables = ("customer_lifecycle", "stage_transitions", "danger_alerts", "stage_counts")
     files = [
         staged.paths.lake / table / f"as_of_date={day(84)}" / "data.parquet" for table in tables
