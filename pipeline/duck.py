@@ -25,3 +25,9 @@ def connect(
     if config.threads:
         con.execute("set threads = $threads", {"threads": config.threads})
     return con
+
+
+def count_rows(con: duckdb.DuckDBPyConnection, parquet: Path) -> int:
+    """The number of rows of a Parquet file (a partition just written)."""
+    result = con.execute("select count(*) from read_parquet($path)", {"path": str(parquet)})
+    return int(result.fetchall()[0][0])

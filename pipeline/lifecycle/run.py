@@ -14,7 +14,7 @@ from pipeline import sql
 from pipeline.alerts import enqueue
 from pipeline.checks import check_partition
 from pipeline.config import Settings
-from pipeline.duck import connect
+from pipeline.duck import connect, count_rows
 from pipeline.errors import NotScoredError
 from pipeline.lake import AS_OF_KEY, Lake, write_partition
 from pipeline.lifecycle.alive import NO_MODEL, alive_model
@@ -110,8 +110,8 @@ def stage_date(settings: Settings, day: date) -> LifecycleReport:
                 as_of_date=day,
                 first_run=first_run,
                 stage_counts=_rows(con, lake.partition_file(STAGE_COUNTS, day, AS_OF_KEY)),
-                transitions=_count(con, lake.partition_file(STAGE_TRANSITIONS, day, AS_OF_KEY)),
-                alerts=_count(con, alerts),
+                transitions=count_rows(con, lake.partition_file(STAGE_TRANSITIONS, day, AS_OF_KEY)),
+                alerts=count_rows(con, alerts),
                 alerts_file=alerts_file,
                 queued=queued,
                 population_gap_days=float(params["population_gap_days"]),
@@ -211,11 +211,6 @@ def _write_alerts_file(
     con.read_parquet(str(alerts)).order("priority").write_csv(str(temporary), header=True)
     os.replace(temporary, target)
     return target
-
-
-def _count(con: duckdb.DuckDBPyConnection, path: Path) -> int:
-    result = con.execute("select count(*) from read_parquet($path)", {"path": str(path)})
-    return int(result.fetchall()[0][0])
 
 
 def _rows(con: duckdb.DuckDBPyConnection, path: Path) -> list[dict[str, Any]]:

@@ -14,7 +14,7 @@ import duckdb
 from pipeline import sql
 from pipeline.checks import check_partition
 from pipeline.config import Settings
-from pipeline.duck import connect
+from pipeline.duck import connect, count_rows
 from pipeline.lake import AS_OF_KEY, Lake, write_partition
 from pipeline.scoring.clusters import ClusterModel, ModelStore, fit_model, fit_sample, refit_due
 from pipeline.scoring.customer_days import build_customer_days
@@ -96,7 +96,7 @@ def score_date(
             return ScoreReport(
                 as_of_date=day,
                 mode=state.mode,
-                customers=_count(con, segments),
+                customers=count_rows(con, segments),
                 model_version=model.version if model else None,
                 refitted=refitted,
                 summary=_rows(con, summary),
@@ -186,11 +186,6 @@ def _write_profiles(con: duckdb.DuckDBPyConnection, lake: Lake, model: ClusterMo
     )
     target = lake.partition_file(CLUSTER_PROFILES, model.version, MODEL_KEY)
     write_partition(relation.order("cluster_id"), target)
-
-
-def _count(con: duckdb.DuckDBPyConnection, path: Path) -> int:
-    result = con.execute("select count(*) from read_parquet($path)", {"path": str(path)})
-    return int(result.fetchall()[0][0])
 
 
 def _rows(con: duckdb.DuckDBPyConnection, path: Path) -> list[dict[str, Any]]:
