@@ -31,7 +31,9 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import math
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -150,6 +152,40 @@ def generate_history(
         "bytes": written_bytes,
         "seconds": round(time.perf_counter() - began, 3),
     }
+
+
+def prepare_history(root: Path, args: argparse.Namespace, start: date) -> Path:
+    """A benchmark's workdir: the history (generated unless ``root`` holds this very one,
+    per ``history.json``) and a pipeline.toml with every path inside ``root``.
+
+    ``args`` carries lines, customers, days, seed, memory_limit and threads.
+    """
+    lake = root / "lake"
+    wanted = {key: getattr(args, key) for key in ("lines", "customers", "days", "seed")}
+    manifest = root / "history.json"
+    if not manifest.is_file() or json.loads(manifest.read_text()) != wanted:
+        shutil.rmtree(root, ignore_errors=True)
+        root.mkdir(parents=True)
+        print(f"generating {args.lines:,} lines for {args.customers:,} customers ...", flush=True)
+        summary = generate_history(lake, start=start, **wanted)
+        print(
+            f"generated in {summary['seconds']:.0f} s, {summary['bytes'] / 1e9:.2f} GB",
+            flush=True,
+        )
+        manifest.write_text(json.dumps(wanted))
+    config = root / "pipeline.toml"
+    duckdb_settings = ""
+    if args.memory_limit:
+        duckdb_settings += f'memory_limit = "{args.memory_limit}"\n'
+    if args.threads is not None:
+        duckdb_settings += f"threads = {args.threads}\n"
+    config.write_text(
+        '[paths]\nincoming = "incoming"\nlake = "lake"\nstate = "state"\n'
+        'published = "published"\nmodels = "models"\nalerts = "alerts"\n'
+        f"[duckdb]\n{duckdb_settings}",
+        encoding="utf-8",
+    )
+    return config
 
 
 def lines_per_day(lines: int, start: date, days: int) -> list[int]:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
-from bench.history import generate_history
+from bench.history import prepare_history
 from bench.measure import Measurement, machine, run_measured
 
 START = date(2025, 1, 1)
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> None:
     root = args.workdir.resolve() if args.workdir else Path(tempfile.mkdtemp(prefix="score-bench-"))
     root.mkdir(parents=True, exist_ok=True)
     try:
-        config = _prepare(root, args)
+        config = prepare_history(root, args, START)
         rows = _bench(root, config, args)
     finally:
         if args.workdir is None and not args.keep:
@@ -88,35 +88,6 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     if not args.child and max(args.depths) > args.days:
         parser.error("every --depths value must be at most --days")
     return args
-
-
-def _prepare(root: Path, args: argparse.Namespace) -> Path:
-    """The history (generated unless the workdir holds this very one) and a config."""
-    lake = root / "lake"
-    wanted = {key: getattr(args, key) for key in ("lines", "customers", "days", "seed")}
-    manifest = root / "history.json"
-    if not manifest.is_file() or json.loads(manifest.read_text()) != wanted:
-        shutil.rmtree(root, ignore_errors=True)
-        root.mkdir(parents=True)
-        print(f"generating {args.lines:,} lines for {args.customers:,} customers ...", flush=True)
-        summary = generate_history(lake, start=START, **wanted)
-        print(
-            f"generated in {summary['seconds']:.0f} s, {summary['bytes'] / 1e9:.2f} GB",
-            flush=True,
-        )
-        manifest.write_text(json.dumps(wanted))
-    config = root / "pipeline.toml"
-    duckdb_settings = ""
-    if args.memory_limit:
-        duckdb_settings += f'memory_limit = "{args.memory_limit}"\n'
-    if args.threads is not None:
-        duckdb_settings += f"threads = {args.threads}\n"
-    config.write_text(
-        '[paths]\nincoming = "incoming"\nlake = "lake"\nstate = "state"\n'
-        f'published = "published"\nmodels = "models"\n[duckdb]\n{duckdb_settings}',
-        encoding="utf-8",
-    )
-    return config
 
 
 def _bench(root: Path, config: Path, args: argparse.Namespace) -> list[Row]:

@@ -32,15 +32,6 @@ STAGE_COUNTS = "stage_counts"
 STAGE_FLOWS = "stage_flows"
 CUSTOMER_MASTER = "customer_master"
 CUSTOMER_DAYS = "customer_days"
-STAGES = (
-    "prospect",
-    "socialization",
-    "growth",
-    "maturity",
-    "danger",
-    "termination",
-    "interruption",
-)
 # Written after customer_lifecycle, from it (and the day before's).
 _DERIVED = (STAGE_TRANSITIONS, CUSTOMER_STAGE_HISTORY, DANGER_ALERTS, STAGE_COUNTS, STAGE_FLOWS)
 
