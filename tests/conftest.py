@@ -10,6 +10,8 @@ import pytest
 from pipeline.config import Settings, load_settings
 from tests.support import with_paths
 
+pytest_plugins = ["tests.postgres"]
+
 
 @pytest.fixture
 def clean_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
