@@ -14,6 +14,7 @@ counts as (
         count(*) - count(distinct customer_id) as customer_not_unique,
         count(*) filter (where from_stage is not distinct from to_stage) as not_a_change,
         count(*) filter (where reason is null) as reason_missing,
+        count(*) filter (where is_win_back is null) as win_back_flag_missing,
 
     from transitions
 

@@ -28,7 +28,8 @@ final as (
             else stage_reason
         end as reason,
         danger_rules,
-        won_back_on = $as_of_date::date and previous_stage is not null as is_win_back,
+        coalesce(won_back_on = $as_of_date::date, false) and previous_stage is not null
+            as is_win_back,
         $first_run as is_first_run,
 
     from lifecycle
