@@ -22,6 +22,7 @@ from pipeline.ingest.status import lake_status
 from pipeline.lake import Lake
 from pipeline.lifecycle.quality import QualityOptions, detection_quality
 from pipeline.lifecycle.run import LifecycleReport, stage_date
+from pipeline.publish import PublishReport, publish_date
 from pipeline.scoring.run import ScoreReport, score_date
 
 DEMO_START = date(2025, 1, 1)
@@ -34,6 +35,10 @@ state = "state"
 published = "published"
 models = "models"
 alerts = "alerts"
+
+[publish]
+# The demo's own pseudonym secret. A real deployment sets RFM_PUBLISH__KEY_SECRET instead.
+key_secret = "demo-only-secret-not-for-production"
 """
 
 
@@ -122,6 +127,15 @@ def lifecycle(context: _Context, day: date) -> None:
 
 
 @cli.command()
+@click.option("--date", "day", type=ISO_DATE, required=True, help="The as-of (logical) date.")
+@click.pass_obj
+def publish(context: _Context, day: date) -> None:
+    """Check the date's BI tables against their contracts and publish them: Parquet
+    snapshots, the serving DuckDB file, PostgreSQL. A failed check publishes nothing."""
+    console.publish_report(publish_date(context.settings(), day))
+
+
+@cli.command()
 @click.option(
     "--date", "day", type=ISO_DATE, required=True, help="The run's date (ages queued alerts)."
 )
@@ -140,9 +154,9 @@ def alerts(context: _Context, day: date) -> None:
 @click.option("--date", "day", type=ISO_DATE, required=True, help="The logical date.")
 @click.pass_obj
 def run(context: _Context, day: date) -> None:
-    """Every step for one date: ingest, score, lifecycle, deliver alerts."""
+    """Every step for one date: ingest, score, lifecycle, publish, deliver alerts."""
     settings = context.settings()
-    with console.progress_bar(f"run {day}", total=3) as bar:
+    with console.progress_bar(f"run {day}", total=4) as bar:
         ingested = ingest_date(settings, day, lambda step: bar.detail(step))
         bar.advance()
         bar.detail("scoring")
@@ -151,10 +165,14 @@ def run(context: _Context, day: date) -> None:
         bar.detail("lifecycle")
         staged = stage_date(settings, day)
         bar.advance()
+        bar.detail("publish")
+        published = publish_date(settings, day)
+        bar.advance()
     delivered = deliver(settings, today=day)
     console.ingest_report(ingested)
     console.score_report(scored)
     console.lifecycle_report(staged)
+    console.publish_report(published)
     console.delivery_report(delivered)
 
 
@@ -194,10 +212,11 @@ def quality(context: _Context, truth: Path, warmup_days: int, grace_days: int) -
 def backfill(context: _Context, start: date, end: date) -> None:
     """Run every step for each date from START to END, in order."""
     settings = context.settings()
-    scored, staged = _backfill(settings, start, end)
+    scored, staged, published = _backfill(settings, start, end)
     console.lake_status(lake_status(Lake(settings.paths.lake), start, end))
     console.score_report(scored)
     console.lifecycle_report(staged)
+    console.publish_report(published)
     console.delivery_report(deliver(settings, today=end))
 
 
@@ -246,10 +265,11 @@ def demo(directory: Path, customers: int, days: int, start: date, seed: int) -> 
     config_file.write_text(DEMO_CONFIG, encoding="utf-8")
     settings = load_settings(config_file)
     end = start + timedelta(days=days - 1)
-    scored, staged = _backfill(settings, start, end)
+    scored, staged, published = _backfill(settings, start, end)
     console.lake_status(lake_status(Lake(settings.paths.lake), start, end))
     console.score_report(scored)
     console.lifecycle_report(staged)
+    console.publish_report(published)
     console.quality_report(detection_quality(settings, directory / "ground_truth"))
     shown = console.shown(config_file)
     console.out.print(
@@ -270,19 +290,22 @@ def _clear_previous_demo(directory: Path) -> None:
     shutil.rmtree(directory)
 
 
-def _backfill(settings: Settings, start: date, end: date) -> tuple[ScoreReport, LifecycleReport]:
-    """Ingest, score and stage each date in order; the last date's reports."""
+def _backfill(
+    settings: Settings, start: date, end: date
+) -> tuple[ScoreReport, LifecycleReport, PublishReport]:
+    """Ingest, score, stage and publish each date in order; the last date's reports."""
     if end < start:
         raise click.BadParameter(f"--end {end} is before --start {start}")
     days = list(_dates(start, end))
-    with console.progress_bar("ingest, score, lifecycle", total=len(days)) as bar:
+    with console.progress_bar("ingest, score, lifecycle, publish", total=len(days)) as bar:
         for day in days:
             bar.detail(str(day))
             ingest_date(settings, day)
             scored = score_date(settings, day)
             staged = stage_date(settings, day)
+            published = publish_date(settings, day)
             bar.advance()
-    return scored, staged
+    return scored, staged, published
 
 
 def _dates(start: date, end: date) -> Iterator[date]:

@@ -340,6 +340,74 @@ class AlertsConfig(_Section):
         return self
 
 
+class PublishConfig(_Section):
+    """What BI tools get: Parquet snapshots, the serving DuckDB file, PostgreSQL."""
+
+    # BI tables carry customer_key, an HMAC-SHA256 of the customer id under key_secret,
+    # instead of the id. false publishes the shop's ids as the key.
+    pseudonymize: bool = True
+    # The pseudonym's secret; set it through RFM_PUBLISH__KEY_SECRET. Changing it changes
+    # every customer_key (BI history then no longer joins across the change).
+    key_secret: SecretStr = SecretStr("")
+    # A snapshot table (one row per customer) whose row count changes by more than this
+    # share against the previous publish is not published (contracts may override).
+    max_row_change: float = Field(default=0.25, gt=0)
+    # ... unless it moves by at most this many rows: a young shop's tables may double.
+    row_change_slack_rows: int = Field(default=1000, ge=0)
+    # Parquet files of the last this many publishes are kept for readers still holding
+    # an older serving file open; older ones are deleted.
+    keep_versions: int = Field(default=3, ge=2, le=100)
+    # The serving DuckDB file BI tools open (read-only), inside paths.published.
+    serving_file: str = "serving.duckdb"
+    # The PostgreSQL target: postgresql://user:password@host:port/database; empty: none.
+    # Set it through RFM_PUBLISH__POSTGRES_URL; the user needs CREATE on the database
+    # and CREATEROLE (it creates the reader role).
+    postgres_url: SecretStr = SecretStr("")
+    # Schemas: BI views (stable names), the versioned data behind them.
+    postgres_schema: str = "rfm"
+    postgres_data_schema: str = "rfm_data"
+    # The role BI logins are members of: it may read postgres_schema and nothing else.
+    postgres_reader_role: str = "rfm_reader"
+    # How long dropping an old version may wait for a BI query still reading it (then
+    # it is left for the next publish); the publish itself never waits on readers.
+    postgres_cleanup_lock_timeout_ms: int = Field(default=1000, ge=1, le=600_000)
+
+    @field_validator("postgres_schema", "postgres_data_schema", "postgres_reader_role")
+    @classmethod
+    def _identifier(cls, value: str) -> str:
+        if (
+            not value
+            or not value.isascii()
+            or not value.replace("_", "a").isalnum()
+            or not value[0].isalpha()
+            or value != value.lower()
+            or len(value) > 63
+        ):
+            raise ValueError(f"{value!r} must be a lower-case identifier (a-z, 0-9, _)")
+        return value
+
+    @field_validator("serving_file")
+    @classmethod
+    def _file_name(cls, value: str) -> str:
+        if Path(value).name != value or not value.endswith(".duckdb") or value.startswith("."):
+            raise ValueError("must be a file name ending in .duckdb, without folders")
+        return value
+
+    @field_validator("postgres_url")
+    @classmethod
+    def _postgres_url(cls, value: SecretStr) -> SecretStr:
+        url = value.get_secret_value()
+        if url and not url.startswith(("postgresql://", "postgres://")):
+            raise ValueError("must be a postgresql:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _schemas_differ(self) -> PublishConfig:
+        if self.postgres_schema == self.postgres_data_schema:
+            raise ValueError("postgres_schema and postgres_data_schema must differ")
+        return self
+
+
 class DuckDBConfig(_Section):
     """Resources DuckDB may use; it spills to paths.state beyond the memory limit."""
 
@@ -364,6 +432,7 @@ class Settings(BaseSettings):
     clusters: ClustersConfig = ClustersConfig()
     lifecycle: LifecycleConfig = LifecycleConfig()
     alerts: AlertsConfig = AlertsConfig()
+    publish: PublishConfig = PublishConfig()
     duckdb: DuckDBConfig = DuckDBConfig()
 
     @model_validator(mode="after")
@@ -423,6 +492,7 @@ def load_settings(config_file: Path | None = None) -> Settings:
         clusters=loaded.clusters,
         lifecycle=loaded.lifecycle,
         alerts=loaded.alerts,
+        publish=loaded.publish,
         duckdb=loaded.duckdb,
     )
 

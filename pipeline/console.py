@@ -26,6 +26,7 @@ from pipeline.ingest.run import IngestReport
 from pipeline.ingest.status import LakeStatus
 from pipeline.lifecycle.quality import QualityReport
 from pipeline.lifecycle.run import LifecycleReport
+from pipeline.publish.run import PublishReport
 from pipeline.scoring.run import ScoreReport
 
 # Piped output (logs, CI) gets a fixed, wide width instead of rich's 80 columns.
@@ -233,6 +234,28 @@ def lifecycle_report(report: LifecycleReport) -> None:
             f"{row['entered']:,}",
             f"{row['exited']:,}",
         )
+    out.print(table)
+
+
+def publish_report(report: PublishReport) -> None:
+    """Where BI tools find the date's tables, and what each holds."""
+    targets = ["Parquet snapshots", f"serving file {shown(report.serving_file)}"]
+    if report.postgres:
+        targets.append("PostgreSQL")
+    current = (
+        ""
+        if report.current_as_of_date == report.as_of_date
+        else f" (BI tools still see {report.current_as_of_date} as current)"
+    )
+    out.print(
+        f"Published {report.as_of_date} as publish #{report.publish_number}{current}: "
+        f"{report.checks} contract checks passed; {', '.join(targets)}"
+    )
+    table = Table(title=f"Published tables as of {report.as_of_date}", title_justify="left")
+    table.add_column("table", no_wrap=True)
+    table.add_column("rows", justify="right")
+    for name, rows in report.rows.items():
+        table.add_row(name, f"{rows:,}")
     out.print(table)
 
 

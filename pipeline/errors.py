@@ -34,3 +34,7 @@ class DataCheckError(PipelineError):
 
 class NotScoredError(PipelineError):
     """A step needs a date another step has not produced yet (scoring, the day before)."""
+
+
+class PublishBlockedError(PipelineError):
+    """A published table failed its contract: nothing was replaced."""

@@ -69,14 +69,14 @@ def write_partition(relation: duckdb.DuckDBPyRelation, target: Path) -> None:
         os.replace(temporary, target)
     finally:
         temporary.unlink(missing_ok=True)
-    _fsync_dir(target.parent)
+    fsync_dir(target.parent)
 
 
 def remove_partition(target: Path) -> None:
     """Remove a partition file (an atomic unlink), durably."""
     if target.exists():
         target.unlink()
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
 
 
 def remove_stale_temporaries(directory: Path) -> None:
@@ -90,7 +90,7 @@ def _fsync_file(path: Path) -> None:
         os.fsync(handle.fileno())
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     descriptor = os.open(path, os.O_RDONLY)
     try:
         os.fsync(descriptor)

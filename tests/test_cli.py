@@ -20,6 +20,7 @@ BAD = "W2,1,C1,2026-11-22 10:00:00,P1,3x,10.00,20.00,CNY,completed"
 def project(tmp_path: Path) -> Path:
     (tmp_path / "pipeline.toml").write_text(
         '[paths]\nincoming = "in"\nlake = "lake"\nstate = "state"\n'
+        '[publish]\nkey_secret = "test-secret"\n'
     )
     (tmp_path / "in").mkdir()
     return tmp_path

@@ -9,6 +9,7 @@ from typing import Any
 
 import duckdb
 import pytest
+from pydantic import SecretStr
 
 from pipeline import sql
 from pipeline.cli import _backfill
@@ -99,6 +100,8 @@ def test_on_the_demo_the_rules_beat_the_baseline_and_reach_0_7(tmp_path: Path) -
     start, days = date(2025, 1, 1), 365
     generate(tmp_path, start=start, days=days, customers=3000, seed=42)
     settings = with_paths(Settings(), tmp_path)
+    publish = settings.publish.model_copy(update={"key_secret": SecretStr("quality-test")})
+    settings = settings.model_copy(update={"publish": publish})
     _backfill(settings, start, start + timedelta(days=days - 1))
     report = detection_quality(settings, tmp_path / "ground_truth", QualityOptions())
     rules, baseline = report.method("customer_rules"), report.method("recency_90_days")

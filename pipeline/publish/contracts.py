@@ -1,0 +1,283 @@
+"""Contracts of the published tables, kept beside their SQL (``sql/publish/<table>.toml``).
+
+A contract states what BI tools may rely on: the columns and their types in order, the
+grain (a unique key), and per column not-null, accepted values and a range; for the
+table, bounds on its row count and on its change against the previous publish. Each
+statement becomes one check query, run by DuckDB over the staged Parquet file: names
+come only from the contract (checked identifiers) and every value is bound.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal
+
+import duckdb
+
+from pipeline import sql
+from pipeline.errors import ConfigError
+
+_IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+_TYPE = re.compile(r"^[A-Z][A-Z ]*(\(\d+(, ?\d+)?\))?$")
+Kind = Literal["snapshot", "daily"]
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+    description: str
+    not_null: bool = False
+    accepted_values: tuple[str, ...] = ()
+    minimum: float | None = None
+    maximum: float | None = None
+
+
+@dataclass(frozen=True)
+class Contract:
+    """What one published table promises."""
+
+    table: str
+    description: str
+    kind: Kind
+    grain: tuple[str, ...]
+    columns: tuple[Column, ...]
+    min_rows: int = 0
+    # Largest relative change of the row count against the previous publish; None: the
+    # configured default for snapshot tables, no bound for daily ones.
+    max_row_change: float | None = None
+
+    @property
+    def column_names(self) -> list[str]:
+        return [column.name for column in self.columns]
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One statement of a contract, as checked on one staged table."""
+
+    table: str
+    check: str
+    column: str | None
+    passed: bool
+    failing_rows: int
+    detail: str = field(default="")
+
+
+def identifier(name: str) -> str:
+    """``name`` if it is a plain lower-case SQL identifier, else ValueError."""
+    if not _IDENTIFIER.match(name):
+        raise ValueError(f"not a plain identifier: {name!r}")
+    return name
+
+
+def contract_path(table: str) -> Path:
+    return sql.sql_root() / "publish" / f"{identifier(table)}.toml"
+
+
+@cache
+def load_contract(table: str) -> Contract:
+    """Read and validate ``sql/publish/<table>.toml``.
+
+    Raises:
+        ConfigError: the contract is malformed (named key and file).
+    """
+    path = contract_path(table)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        return _parse(table, raw)
+    except (OSError, tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as error:
+        raise ConfigError(f"contract {path}: {error}") from None
+
+
+def _parse(table: str, raw: dict[str, Any]) -> Contract:
+    columns = tuple(_column(item) for item in raw["columns"])
+    names = [column.name for column in columns]
+    if len(set(names)) != len(names):
+        raise ValueError("a column is listed twice")
+    grain = tuple(identifier(name) for name in raw["grain"])
+    if not grain or not set(grain) <= set(names):
+        raise ValueError(f"grain {list(grain)} must name listed columns")
+    kind = raw["kind"]
+    if kind not in ("snapshot", "daily"):
+        raise ValueError(f"kind must be snapshot or daily, not {kind!r}")
+    max_change = raw.get("max_row_change")
+    return Contract(
+        table=identifier(table),
+        description=str(raw["description"]),
+        kind=kind,
+        grain=grain,
+        columns=columns,
+        min_rows=int(raw.get("min_rows", 0)),
+        max_row_change=None if max_change is None else float(max_change),
+    )
+
+
+def _column(item: dict[str, Any]) -> Column:
+    unknown = set(item) - {
+        "name",
+        "type",
+        "description",
+        "not_null",
+        "accepted_values",
+        "accepted_from",
+        "range",
+    }
+    if unknown:
+        raise ValueError(f"column {item.get('name')!r}: unknown keys {sorted(unknown)}")
+    type_name = str(item["type"])
+    if not _TYPE.match(type_name):
+        raise ValueError(f"column {item['name']!r}: not a type: {type_name!r}")
+    accepted = [str(value) for value in item.get("accepted_values", [])]
+    if "accepted_from" in item:
+        accepted += _seed_values(str(item["accepted_from"]))
+    low, high = item.get("range", [None, None])
+    return Column(
+        name=identifier(str(item["name"])),
+        type=type_name,
+        description=str(item.get("description", "")),
+        not_null=bool(item.get("not_null", False)),
+        accepted_values=tuple(dict.fromkeys(accepted)),
+        minimum=None if low is None else float(low),
+        maximum=None if high is None else float(high),
+    )
+
+
+def _seed_values(reference: str) -> list[str]:
+    """The values of a seed's column: ``"rfm_segments.csv:segment"``."""
+    file_name, _, column = reference.partition(":")
+    if not re.match(r"^[a-z0-9_]+\.csv$", file_name) or not column:
+        raise ValueError(f"accepted_from must look like seed.csv:column, not {reference!r}")
+    with (sql.sql_root() / "seeds" / file_name).open(encoding="utf-8", newline="") as handle:
+        return [row[column] for row in csv.DictReader(handle)]
+
+
+def check_table(
+    con: duckdb.DuckDBPyConnection,
+    contract: Contract,
+    staged: Path,
+    previous_rows: int | None,
+    default_max_row_change: float,
+    row_change_slack: int = 0,
+) -> list[CheckResult]:
+    """Run every statement of ``contract`` over the staged file; one result each."""
+    table = contract.table
+    con.read_parquet(str(staged)).create_view("staged", replace=True)
+    results = [_schema_check(con, contract)]
+    if not results[0].passed:
+        return results  # the other checks would only repeat what is missing
+    # Every column check is one filtered count of a single scan; values are bound.
+    checks: list[tuple[str, str, str, str]] = []  # (check, column, detail, failing-row filter)
+    params: dict[str, Any] = {}
+    for position, column in enumerate(contract.columns):
+        quoted = f'"{column.name}"'
+        if column.not_null:
+            checks.append(("not_null", column.name, "", f"{quoted} is null"))
+        if column.accepted_values:
+            params[f"values_{position}"] = list(column.accepted_values)
+            checks.append(
+                (
+                    "accepted_values",
+                    column.name,
+                    ", ".join(column.accepted_values),
+                    f"{quoted} is not null and not list_contains($values_{position}::varchar[], "
+                    f"{quoted}::varchar)",
+                )
+            )
+        if column.minimum is not None or column.maximum is not None:
+            params[f"low_{position}"] = column.minimum if column.minimum is not None else -1e308
+            params[f"high_{position}"] = column.maximum if column.maximum is not None else 1e308
+            checks.append(
+                (
+                    "range",
+                    column.name,
+                    f"[{column.minimum}, {column.maximum}]",
+                    f"{quoted} < $low_{position} or {quoted} > $high_{position}",
+                )
+            )
+    counts = ", ".join(["count(*)"] + [f"count(*) filter (where {where})" for *_, where in checks])
+    rows, *failing = con.execute(f"select {counts} from staged", params).fetchall()[0]
+    rows = int(rows)
+
+    key = ", ".join(f'"{name}"' for name in contract.grain)
+    duplicates = _scalar(
+        con,
+        f"select coalesce(sum(n), 0) from "
+        f"(select count(*) as n from staged group by {key} having count(*) > 1)",
+    )
+    results.append(_result(table, "unique_grain", None, duplicates, f"grain ({key})"))
+    results += [
+        _result(table, check, column_name, int(count), detail)
+        for (check, column_name, detail, _), count in zip(checks, failing, strict=True)
+    ]
+    results.append(
+        CheckResult(
+            table,
+            "min_rows",
+            None,
+            rows >= contract.min_rows,
+            0 if rows >= contract.min_rows else rows,
+            f"{rows} rows, at least {contract.min_rows}",
+        )
+    )
+    bound = contract.max_row_change
+    if bound is None and contract.kind == "snapshot":
+        bound = default_max_row_change
+    if bound is not None and previous_rows is not None:
+        moved = abs(rows - previous_rows)
+        allowed = max(bound * previous_rows, row_change_slack)
+        results.append(
+            CheckResult(
+                table,
+                "row_count_change",
+                None,
+                moved <= allowed,
+                0 if moved <= allowed else moved,
+                f"{previous_rows} -> {rows} rows; allowed ±{bound:.0%} or ±{row_change_slack} rows",
+            )
+        )
+    return results
+
+
+def _schema_check(con: duckdb.DuckDBPyConnection, contract: Contract) -> CheckResult:
+    actual = [
+        (str(name), str(type_)) for name, type_, *_ in con.execute("describe staged").fetchall()
+    ]
+    expected = [(column.name, column.type) for column in contract.columns]
+    passed = actual == expected
+    detail = "" if passed else _describe_schema_drift(expected, actual)
+    return CheckResult(contract.table, "columns_and_types", None, passed, 0, detail)
+
+
+def _describe_schema_drift(
+    expected: Sequence[tuple[str, str]], actual: Sequence[tuple[str, str]]
+) -> str:
+    want, have = dict(expected), dict(actual)
+    problems = [f"missing {name}" for name in want if name not in have]
+    problems += [f"unexpected {name}" for name in have if name not in want]
+    problems += [
+        f"{name} is {have[name]}, not {type_}"
+        for name, type_ in want.items()
+        if name in have and have[name] != type_
+    ]
+    if not problems:
+        problems.append("columns out of order")
+    return "; ".join(problems)
+
+
+def _scalar(
+    con: duckdb.DuckDBPyConnection, query: str, params: dict[str, Any] | None = None
+) -> int:
+    return int(con.execute(query, params or {}).fetchall()[0][0])
+
+
+def _result(
+    table: str, check: str, column: str | None, failing: int, detail: str = ""
+) -> CheckResult:
+    return CheckResult(table, check, column, failing == 0, failing, detail)

@@ -1,0 +1,132 @@
+"""The serving DuckDB file BI tools open: built aside, then renamed into place.
+
+The file holds the current as-of date's per-customer tables (``customer_segments``,
+``customer_lifecycle``, ``cluster_profiles``) as tables, and views over the published
+Parquet files for everything with history: the daily tables, ``<snapshot>_history`` and
+``customer_stage_episodes``. It is written to a temporary name beside the target and
+renamed over it: a BI tool that has the old file open keeps reading the old file (and
+the Parquet files it names, kept for ``keep_versions`` publishes), new connections get
+the new one, and nothing ever opens it for writing in place, so a reader never blocks
+a publish. It is never the pipeline's working database.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import duckdb
+
+from pipeline import sql
+from pipeline.lake import fsync_dir
+from pipeline.publish.catalog import Catalog
+from pipeline.publish.contracts import Contract, identifier
+from pipeline.publish.tables import PUBLISHED_VIEWS
+
+AUDIT_DIR = "audit"
+
+
+def build_serving(
+    published: Path, file_name: str, catalog: Catalog, contracts: list[Contract]
+) -> Path:
+    """Write the serving file for ``catalog`` and swap it into place; its path."""
+    target = published / file_name
+    temporary = published / f".{file_name}.{os.getpid()}.tmp"
+    for leftover in published.glob(f".{file_name}.*.tmp*"):
+        leftover.unlink(missing_ok=True)
+    con = duckdb.connect(str(temporary))
+    try:
+        con.execute("set TimeZone = 'UTC'")
+        _write_info(con, catalog, contracts)
+        for contract in contracts:
+            _write_table(con, published, catalog, contract)
+        for view in PUBLISHED_VIEWS:
+            con.execute(f"create view {identifier(view)} as {sql.load(f'publish/views/{view}')}")
+        _write_audit_view(con, published)
+        con.execute("checkpoint")
+    finally:
+        con.close()
+    try:
+        with temporary.open("rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)
+        Path(f"{temporary}.wal").unlink(missing_ok=True)
+    fsync_dir(published)
+    return target
+
+
+def _write_info(
+    con: duckdb.DuckDBPyConnection, catalog: Catalog, contracts: list[Contract]
+) -> None:
+    con.execute(
+        "create table publish_info as select $as_of::date as as_of_date, "
+        "$number::integer as publish_number",
+        {"as_of": catalog.as_of_date, "number": catalog.publish_number},
+    )
+    con.execute(
+        "create table published_tables (table_name varchar, kind varchar, description varchar, "
+        "as_of_date date, rows bigint, version varchar)"
+    )
+    for contract in contracts:
+        entry = catalog.current(contract.table)
+        con.execute(
+            "insert into published_tables "
+            "values ($name, $kind, $description, $as_of, $rows, $version)",
+            {
+                "name": contract.table,
+                "kind": contract.kind,
+                "description": contract.description,
+                "as_of": catalog.as_of_date,
+                "rows": entry.rows if entry else None,
+                "version": entry.version if entry else None,
+            },
+        )
+
+
+def _write_table(
+    con: duckdb.DuckDBPyConnection, published: Path, catalog: Catalog, contract: Contract
+) -> None:
+    name = identifier(contract.table)
+    entries = catalog.entries(name)
+    if not entries:
+        return
+    files = ", ".join(_literal(published / entry.file) for _, entry in sorted(entries.items()))
+    every_date = f"read_parquet([{files}], union_by_name = true)"
+    if contract.kind == "daily":
+        con.execute(f"create view {name} as select * from {every_date}")
+    else:
+        current = catalog.current(name)
+        if current is None:
+            return
+        current_file = _literal(published / current.file)
+        con.execute(f"create table {name} as select * from read_parquet({current_file})")
+        con.execute(f"create view {name}_history as select * from {every_date}")
+    con.execute(
+        f"comment on {'view' if contract.kind == 'daily' else 'table'} {name} is "
+        f"{_text(contract.description)}"
+    )
+
+
+def _write_audit_view(con: duckdb.DuckDBPyConnection, published: Path) -> None:
+    pattern = _literal(published / AUDIT_DIR / "*" / "data.parquet")
+    con.execute(
+        "create view publish_audit as "
+        f"select * from read_parquet({pattern}, hive_partitioning = true)"
+    )
+
+
+def _literal(path: Path) -> str:
+    """A file path as a SQL string literal; paths with quotes or control characters are refused."""
+    text = str(path)
+    if not path.is_absolute() or any(char in text for char in "'\\\0\n\r"):
+        raise ValueError(f"refusing to name this path in SQL: {text!r}")
+    return f"'{text}'"
+
+
+def _text(value: str) -> str:
+    """A description (from the contract files) as a SQL string literal."""
+    if "\0" in value:
+        raise ValueError("a description holds a NUL character")
+    return "'" + value.replace("'", "''") + "'"
