@@ -247,6 +247,9 @@ def _place_snapshots(published: Path, staged: dict[str, Path], day: date) -> dic
                 / f"data-{digest}.parquet"
             )
             target = published / relative
+            # A publish killed while copying leaves its temporary (we hold the lock).
+            for leftover in target.parent.glob(".*.tmp"):
+                leftover.unlink()
             rows = count_rows(con, path)
             if not target.is_file():
                 _copy_atomically(path, target)
