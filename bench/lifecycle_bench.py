@@ -105,11 +105,11 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def _bench(root: Path, config: Path, args: argparse.Namespace) -> list[Row]:
     settings = load_settings(config)
-    _build_customer_days(settings, args.days)
+    build_customer_days_upto(settings, args.days)
     rows = []
     for depth in args.depths:
         day = START + timedelta(days=depth - 1)
-        _prepare_date(settings, day)
+        prepare_date(settings, day)
         first = _run(root, config, "daily step", day)
         before = _digests(settings, day)
         again = _run(root, config, "re-run", day)
@@ -117,7 +117,7 @@ def _bench(root: Path, config: Path, args: argparse.Namespace) -> list[Row]:
     return rows
 
 
-def _build_customer_days(settings: Settings, days: int) -> None:
+def build_customer_days_upto(settings: Settings, days: int) -> None:
     """Every day's customer_days partition (those already in the workdir are reused)."""
     lake = Lake(settings.paths.lake)
     started = time.perf_counter()
@@ -134,7 +134,7 @@ def _build_customer_days(settings: Settings, days: int) -> None:
     )
 
 
-def _prepare_date(settings: Settings, day: date) -> None:
+def prepare_date(settings: Settings, day: date) -> None:
     """Scores of D-1 (full) and D, unless present; then D-1's lifecycle, a first run."""
     lake = Lake(settings.paths.lake)
     before = day - timedelta(days=1)

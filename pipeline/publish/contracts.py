@@ -70,6 +70,29 @@ class CheckResult:
     detail: str = field(default="")
 
 
+AUDIT_COLUMNS = (
+    "table_name",
+    "check_name",
+    "column_name",
+    "passed",
+    "failing_rows",
+    "detail",
+    "publish_status",
+)
+
+
+def audit_rows(results: list[CheckResult]) -> list[tuple[object, ...]]:
+    """One row per check, in ``AUDIT_COLUMNS`` order: the audit table of both targets.
+
+    ``publish_status`` is ``blocked`` for every check of a run with any failure, else
+    ``published``.
+    """
+    status = "published" if all(r.passed for r in results) else "blocked"
+    return [
+        (r.table, r.check, r.column, r.passed, r.failing_rows, r.detail, status) for r in results
+    ]
+
+
 def identifier(name: str) -> str:
     """``name`` if it is a plain lower-case SQL identifier, else ValueError."""
     if not _IDENTIFIER.match(name):

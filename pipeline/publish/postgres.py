@@ -36,7 +36,7 @@ from pipeline import sql
 from pipeline.config import PublishConfig
 from pipeline.publish import faults
 from pipeline.publish.catalog import Catalog, Entry
-from pipeline.publish.contracts import CheckResult, Column, Contract
+from pipeline.publish.contracts import AUDIT_COLUMNS, CheckResult, Column, Contract, audit_rows
 from pipeline.publish.tables import PUBLISHED_VIEWS
 
 log = logging.getLogger(__name__)
@@ -102,7 +102,7 @@ def record_blocked_audit(config: PublishConfig, results: list[CheckResult], day:
         with psycopg.connect(config.postgres_url.get_secret_value(), autocommit=False) as conn:
             conn.execute("select pg_advisory_xact_lock(hashtext(%s))", [names.data_schema])
             _ensure_catalog_tables(conn, names)
-            _insert_audit(conn, names, None, day, results, "blocked")
+            _insert_audit(conn, names, None, day, results)
             conn.commit()
     except psycopg.Error as error:
         log.error("could not record the blocked publish in PostgreSQL: %s", error)
@@ -391,38 +391,20 @@ def _record_publish(
         ).format(n.data("publishes")),
         [number, catalog.as_of_date, day],
     )
-    _insert_audit(conn, n, number, day, results, "published")
+    _insert_audit(conn, n, number, day, results)
 
 
 def _insert_audit(
-    conn: psycopg.Connection,
-    n: _Names,
-    number: int | None,
-    day: date,
-    results: list[CheckResult],
-    status: str,
+    conn: psycopg.Connection, n: _Names, number: int | None, day: date, results: list[CheckResult]
 ) -> None:
     with conn.cursor() as cursor:
         cursor.executemany(
-            pg.SQL(
-                "insert into {} (publish_number, as_of_date, table_name, check_name, "
-                "column_name, passed, failing_rows, detail, publish_status) "
-                "values (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
-            ).format(n.data("publish_audit")),
-            [
-                (
-                    number,
-                    day,
-                    r.table,
-                    r.check,
-                    r.column,
-                    r.passed,
-                    r.failing_rows,
-                    r.detail,
-                    status,
-                )
-                for r in results
-            ],
+            pg.SQL("insert into {} (publish_number, as_of_date, {}) values (%s, %s, {})").format(
+                n.data("publish_audit"),
+                pg.SQL(", ").join(pg.Identifier(c) for c in AUDIT_COLUMNS),
+                pg.SQL(", ").join(pg.Placeholder() for _ in AUDIT_COLUMNS),
+            ),
+            [(number, day, *row) for row in audit_rows(results)],
         )
 
 

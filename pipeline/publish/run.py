@@ -41,7 +41,13 @@ from pipeline.publish.catalog import (
     load_catalog,
     save_catalog,
 )
-from pipeline.publish.contracts import CheckResult, Contract, check_table, load_contract
+from pipeline.publish.contracts import (
+    CheckResult,
+    Contract,
+    audit_rows,
+    check_table,
+    load_contract,
+)
 from pipeline.publish.pseudonym import register_customer_key
 from pipeline.publish.serving import AUDIT_DIR, build_serving
 from pipeline.publish.tables import PUBLISHED_TABLES, has_previous_segments, register_lake_inputs
@@ -181,27 +187,12 @@ def _record_audit(
     con: duckdb.DuckDBPyConnection, published: Path, day: date, results: list[CheckResult]
 ) -> None:
     """The date's contract results, passed and failed, for BI and for the record."""
-    blocked = any(not result.passed for result in results)
     con.execute(
         "create or replace temp table audit (table_name varchar, check_name varchar, "
         "column_name varchar, passed boolean, failing_rows bigint, detail varchar, "
         "publish_status varchar)"
     )
-    con.executemany(
-        "insert into audit values (?, ?, ?, ?, ?, ?, ?)",
-        [
-            [
-                r.table,
-                r.check,
-                r.column,
-                r.passed,
-                r.failing_rows,
-                r.detail,
-                "blocked" if blocked else "published",
-            ]
-            for r in results
-        ],
-    )
+    con.executemany("insert into audit values (?, ?, ?, ?, ?, ?, ?)", audit_rows(results))
     target = Lake(published / AUDIT_DIR).root / f"{AS_OF_KEY}={day.isoformat()}" / "data.parquet"
     write_partition(con.table("audit").order("table_name, check_name, column_name"), target)
 
