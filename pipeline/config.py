@@ -359,6 +359,9 @@ class PublishConfig(_Section):
     keep_versions: int = Field(default=3, ge=2, le=100)
     # The serving DuckDB file BI tools open (read-only), inside paths.published.
     serving_file: str = "serving.duckdb"
+    # The oldest DuckDB release that must open the serving file (BI tools often bundle
+    # an older DuckDB than the pipeline's): its storage format is written to this version.
+    serving_storage_version: str = Field(default="v1.0.0", pattern=r"^v\d+\.\d+\.\d+$")
     # The PostgreSQL target: postgresql://user:password@host:port/database; empty: none.
     # Set it through RFM_PUBLISH__POSTGRES_URL; the user needs CREATE on the database
     # and CREATEROLE (it creates the reader role).

@@ -105,9 +105,7 @@ def publish_date(settings: Settings, day: date) -> PublishReport:
             new_catalog = catalog.with_date(day, entries)
         faults.point("snapshots_placed")
         with timings.phase("serving"):
-            serving = build_serving(
-                published, settings.publish.serving_file, new_catalog, contracts
-            )
+            serving = build_serving(published, settings.publish, new_catalog, contracts)
         faults.point("serving_swapped")
         postgres = bool(settings.publish.postgres_url.get_secret_value())
         if postgres:

@@ -18,6 +18,7 @@ from pathlib import Path
 import duckdb
 
 from pipeline import sql
+from pipeline.config import PublishConfig
 from pipeline.lake import fsync_dir
 from pipeline.publish.catalog import Catalog
 from pipeline.publish.contracts import Contract, identifier
@@ -27,14 +28,22 @@ AUDIT_DIR = "audit"
 
 
 def build_serving(
-    published: Path, file_name: str, catalog: Catalog, contracts: list[Contract]
+    published: Path, config: PublishConfig, catalog: Catalog, contracts: list[Contract]
 ) -> Path:
-    """Write the serving file for ``catalog`` and swap it into place; its path."""
+    """Write the serving file for ``catalog`` and swap it into place; its path.
+
+    The file is written in the storage format of ``config.serving_storage_version``, so
+    that BI tools bundling an older DuckDB can open it.
+    """
+    file_name = config.serving_file
     target = published / file_name
     temporary = published / f".{file_name}.{os.getpid()}.tmp"
     for leftover in published.glob(f".{file_name}.*.tmp*"):
         leftover.unlink(missing_ok=True)
-    con = duckdb.connect(str(temporary))
+    con = duckdb.connect(
+        str(temporary),
+        config={"storage_compatibility_version": config.serving_storage_version},
+    )
     try:
         con.execute("set TimeZone = 'UTC'")
         _write_info(con, catalog, contracts)

@@ -29,6 +29,7 @@ from tests.publish.support import (
     served_by_duckdb,
     settings_from,
 )
+from tests.support import REPO
 
 
 @pytest.fixture
@@ -343,3 +344,37 @@ def test_every_published_table_is_in_the_serving_file(settings: Settings) -> Non
     described = dict(con.sql("select table_name, rows from published_tables").fetchall())
     catalog = load_catalog(settings.paths.published)
     assert described == {t: e.rows for t in PUBLISHED_TABLES if (e := catalog.current(t))}
+
+
+OLD_DUCKDB = "duckdb==1.1.3"  # a DuckDB 1.x a BI tool might bundle
+
+
+def test_a_duckdb_1_client_reads_the_serving_file(settings: Settings, tmp_path: Path) -> None:
+    """Written with storage_compatibility_version v1.0.0 (the default), the serving file
+    opens in DuckDB 1.x, installed from the package registry into a throwaway venv."""
+    publish_date(settings, day(39))
+    uv = REPO / ".cache" / "uv" / "bin" / "uv"
+    venv = tmp_path / "duckdb1"
+    subprocess.run([str(uv), "venv", "-q", str(venv)], check=True, timeout=120)
+    subprocess.run(
+        [str(uv), "pip", "install", "-q", "--python", str(venv / "bin" / "python"), OLD_DUCKDB],
+        check=True,
+        timeout=600,
+    )
+    query = (
+        "import duckdb, sys; con = duckdb.connect(sys.argv[1], read_only=True); "
+        "print(duckdb.__version__, con.sql('select count(*) from customer_segments').fetchall()[0][0], "
+        "con.sql('select as_of_date from publish_info').fetchall()[0][0])"
+    )
+    result = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", query, str(_serving(settings))],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    catalog = load_catalog(settings.paths.published)
+    entry = catalog.current("customer_segments")
+    assert entry is not None
+    assert result.stdout.split() == ["1.1.3", str(entry.rows), day(39).isoformat()]
