@@ -31,7 +31,7 @@ def test_bench_runs_the_first_and_daily_publish_and_its_rerun(tmp_path: Path) ->
         ("daily publish", "2025-01-20"),
         ("re-run", "2025-01-20"),
     ], rows
-    first, daily, again = table
+    _, daily, again = table
     assert 0 < int(daily["customers"].replace(",", "")) <= 500
     assert (
         daily["customers"] == again["customers"]
