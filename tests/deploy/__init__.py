@@ -1,0 +1,1 @@
+"""Tests of the deployment: Dockerfile, docker-compose.yml, the standalone script."""
