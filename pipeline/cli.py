@@ -23,7 +23,9 @@ from pipeline.lake import Lake
 from pipeline.lifecycle.quality import QualityOptions, detection_quality
 from pipeline.lifecycle.run import LifecycleReport, stage_date
 from pipeline.publish import PublishReport, publish_date
+from pipeline.report import build_report, record_run
 from pipeline.scoring.run import ScoreReport, score_date
+from pipeline.timing import Timings
 
 DEMO_START = date(2025, 1, 1)
 DEMO_CONFIG = """\
@@ -156,24 +158,32 @@ def alerts(context: _Context, day: date) -> None:
 def run(context: _Context, day: date) -> None:
     """Every step for one date: ingest, score, lifecycle, publish, deliver alerts."""
     settings = context.settings()
+    timings = Timings()
     with console.progress_bar(f"run {day}", total=4) as bar:
-        ingested = ingest_date(settings, day, lambda step: bar.detail(step))
+        with timings.phase("ingest"):
+            ingested = ingest_date(settings, day, lambda step: bar.detail(step))
         bar.advance()
         bar.detail("scoring")
-        scored = score_date(settings, day)
+        with timings.phase("score"):
+            scored = score_date(settings, day)
         bar.advance()
         bar.detail("lifecycle")
-        staged = stage_date(settings, day)
+        with timings.phase("lifecycle"):
+            staged = stage_date(settings, day)
         bar.advance()
         bar.detail("publish")
-        published = publish_date(settings, day)
+        with timings.phase("publish"):
+            published = publish_date(settings, day)
         bar.advance()
-    delivered = deliver(settings, today=day)
+    with timings.phase("alerts"):
+        delivered = deliver(settings, today=day)
+    record_run(settings, day, timings.seconds)
     console.ingest_report(ingested)
     console.score_report(scored)
     console.lifecycle_report(staged)
     console.publish_report(published)
     console.delivery_report(delivered)
+    console.report_summary(build_report(settings, day))
 
 
 @cli.command()
@@ -218,6 +228,16 @@ def backfill(context: _Context, start: date, end: date) -> None:
     console.lifecycle_report(staged)
     console.publish_report(published)
     console.delivery_report(deliver(settings, today=end))
+    console.report_summary(build_report(settings, end))
+
+
+@cli.command()
+@click.option("--date", "day", type=ISO_DATE, required=True, help="The as-of (logical) date.")
+@click.pass_obj
+def report(context: _Context, day: date) -> None:
+    """Build the date's HTML report (paths.published/reports/DATE.html) from the lake up to
+    the date, rewrite the index of past reports beside it, and print its headline."""
+    console.report_summary(build_report(context.settings(), day))
 
 
 @cli.command()
@@ -271,6 +291,8 @@ def demo(directory: Path, customers: int, days: int, start: date, seed: int) -> 
     console.lifecycle_report(staged)
     console.publish_report(published)
     console.quality_report(detection_quality(settings, directory / "ground_truth"))
+    built = build_report(settings, end)
+    console.report_summary(built)
     shown = console.shown(config_file)
     console.out.print(
         f"Explore: rfm-pipeline --config {shown} status\n"
@@ -279,6 +301,7 @@ def demo(directory: Path, customers: int, days: int, start: date, seed: int) -> 
         f"         rfm-pipeline --config {shown} run --date {end + timedelta(days=1)}"
         " (after adding that day's exports)"
     )
+    console.out.print(f"Open the report: {built.path.as_uri()}")
 
 
 def _clear_previous_demo(directory: Path) -> None:
@@ -293,17 +316,24 @@ def _clear_previous_demo(directory: Path) -> None:
 def _backfill(
     settings: Settings, start: date, end: date
 ) -> tuple[ScoreReport, LifecycleReport, PublishReport]:
-    """Ingest, score, stage and publish each date in order; the last date's reports."""
+    """Ingest, score, stage and publish each date in order (recording each date's step
+    timings for its report); the last date's reports."""
     if end < start:
         raise click.BadParameter(f"--end {end} is before --start {start}")
     days = list(_dates(start, end))
     with console.progress_bar("ingest, score, lifecycle, publish", total=len(days)) as bar:
         for day in days:
             bar.detail(str(day))
-            ingest_date(settings, day)
-            scored = score_date(settings, day)
-            staged = stage_date(settings, day)
-            published = publish_date(settings, day)
+            timings = Timings()
+            with timings.phase("ingest"):
+                ingest_date(settings, day)
+            with timings.phase("score"):
+                scored = score_date(settings, day)
+            with timings.phase("lifecycle"):
+                staged = stage_date(settings, day)
+            with timings.phase("publish"):
+                published = publish_date(settings, day)
+            record_run(settings, day, timings.seconds)
             bar.advance()
     return scored, staged, published
 

@@ -418,6 +418,22 @@ class DuckDBConfig(_Section):
     threads: int = Field(default=0, ge=0, le=256, description="0 means one per core")
 
 
+class ReportConfig(_Section):
+    """The daily report (paths.published/reports): what it shows, how far back."""
+
+    # Days of history in the time charts (stages, danger entries, ingest).
+    history_days: int = Field(default=365, ge=7, le=3660)
+    # Weeks of the segment and cluster trends; changes are measured over them too.
+    trend_weeks: int = Field(default=12, ge=1, le=104)
+    # Days of stage moves summed in the transition matrix.
+    flow_days: int = Field(default=28, ge=1, le=366)
+    # The day's danger alerts listed, the most value at risk first.
+    top_alerts: int = Field(default=20, ge=0, le=500)
+    # Show the alerted customers' ids (the report sits beside the pseudonymous BI tables:
+    # by default it names the alert's priority, which is its row in the day's alerts file).
+    show_customer_ids: bool = False
+
+
 class Settings(BaseSettings):
     """The whole configuration."""
 
@@ -437,6 +453,7 @@ class Settings(BaseSettings):
     alerts: AlertsConfig = AlertsConfig()
     publish: PublishConfig = PublishConfig()
     duckdb: DuckDBConfig = DuckDBConfig()
+    report: ReportConfig = ReportConfig()
 
     @model_validator(mode="after")
     def _window_outlasts_late_lines(self) -> Settings:
@@ -497,6 +514,7 @@ def load_settings(config_file: Path | None = None) -> Settings:
         alerts=loaded.alerts,
         publish=loaded.publish,
         duckdb=loaded.duckdb,
+        report=loaded.report,
     )
 
 

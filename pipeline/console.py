@@ -27,6 +27,7 @@ from pipeline.ingest.status import LakeStatus
 from pipeline.lifecycle.quality import QualityReport
 from pipeline.lifecycle.run import LifecycleReport
 from pipeline.publish.run import PublishReport
+from pipeline.report import ReportResult
 from pipeline.scoring.run import ScoreReport
 
 # Piped output (logs, CI) gets a fixed, wide width instead of rich's 80 columns.
@@ -310,6 +311,41 @@ def quality_report(report: QualityReport) -> None:
             _percent(row["share_alerted_before_churn"]),
         )
     out.print(table)
+
+
+def report_summary(result: ReportResult) -> None:
+    """The report's headline in a few lines, and where the page is."""
+    head = result.headline
+    out.print(
+        f"[bold]Report {head.as_of_date}[/]: {shown(result.path)} "
+        f"({result.size_bytes / 1024:,.0f} KB, {result.seconds:.1f} s; all reports: "
+        f"{shown(result.index_path)})"
+    )
+    pareto = "" if head.pareto_share is None else f", the top 20% bring {head.pareto_share:.0%}"
+    out.print(
+        f"  Customers: {head.customers_scored:,} scored of {head.customers_known:,} known; "
+        f"12-month net spend {head.window_revenue:,.0f}{pareto}; the day's export "
+        f"{head.net_sales_today:,.0f} from {head.orders_today:,} orders"
+    )
+    if head.segment_shifts:
+        shifts = ", ".join(
+            f"{name} {change:+,} ({now:,})" for name, now, change in head.segment_shifts
+        )
+        out.print(f"  Segment shifts since {head.previous_date}: {shifts}")
+    stages = ", ".join(f"{stage} {count:,}" for stage, count in head.stage_counts.items())
+    out.print(f"  Stages: {stages}")
+    entered = f"  Danger: {head.danger_entries:,} entered today"
+    if head.danger_entries:
+        entered += f", {head.value_at_risk:,.0f} of 12-month spend at risk"
+    out.print(f"{entered}; {head.customers_in_danger:,} in danger now")
+    top = head.top_alert
+    if top is not None:
+        who = f" {top['customer_id']}" if "customer_id" in top else ""
+        out.print(
+            f"  Top alert:{who} {top['segment']}, {top['value_at_risk']:,.0f} at risk: "
+            f"{top['reason']}",
+            soft_wrap=True,
+        )
 
 
 def _days(value: object) -> str:

@@ -1,0 +1,255 @@
+"""The report's figures: small aggregates of the lake up to the as-of date, by SQL."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from pipeline import sql
+from pipeline.config import Settings, late_span_days
+from pipeline.errors import NotScoredError
+from pipeline.ingest.run import LEDGER, QUARANTINE
+from pipeline.lake import AS_OF_KEY, PARTITION_KEY, Lake
+from pipeline.lifecycle.run import (
+    CUSTOMER_DAYS,
+    CUSTOMER_LIFECYCLE,
+    CUSTOMER_STAGE_HISTORY,
+    DANGER_ALERTS,
+    STAGE_COUNTS,
+    STAGE_FLOWS,
+    STAGE_TRANSITIONS,
+)
+from pipeline.scoring.run import CLUSTER_PROFILES, CUSTOMER_SEGMENTS, MODEL_KEY, SEGMENT_SUMMARY
+
+Rows = list[dict[str, Any]]
+
+# The lake tables whose checks (sql/checks/<table>.sql) the report re-runs on the date's
+# partition, with the partition key of each.
+CHECKED_TABLES = (
+    (CUSTOMER_DAYS, PARTITION_KEY),
+    (CUSTOMER_SEGMENTS, AS_OF_KEY),
+    (SEGMENT_SUMMARY, AS_OF_KEY),
+    (CUSTOMER_LIFECYCLE, AS_OF_KEY),
+    (STAGE_TRANSITIONS, AS_OF_KEY),
+    (CUSTOMER_STAGE_HISTORY, AS_OF_KEY),
+    (DANGER_ALERTS, AS_OF_KEY),
+    (STAGE_COUNTS, AS_OF_KEY),
+    (STAGE_FLOWS, AS_OF_KEY),
+)
+# Written by the publish step (pipeline/publish): its contract results per date.
+AUDIT_FILE = Path("audit")
+
+
+@dataclass(frozen=True)
+class ReportData:
+    """Everything the page shows, as small lists of rows (no per-customer data but the
+    top alerts)."""
+
+    as_of_date: date
+    previous_date: date | None  # the previous run: the last scored date before
+    trend_dates: list[date]  # weekly, oldest first, the as-of date last
+    history_start: date
+    flow_start: date
+    model_version: date | None
+    headline: dict[str, Any]
+    ingest_files: Rows
+    quarantine_reasons: Rows
+    ingest_days: Rows
+    checks: Rows
+    publish_audit: Rows | None  # None: the date is not published (yet)
+    segment_changes: Rows
+    segment_trend: Rows
+    rf_grid: Rows
+    pareto_curve: Rows
+    clusters: Rows
+    stage_history: Rows
+    stage_flows: Rows
+    danger_entries: Rows
+    top_alerts: Rows
+
+    @property
+    def trend_start_date(self) -> date | None:
+        return self.trend_dates[0] if len(self.trend_dates) > 1 else None
+
+
+def collect(settings: Settings, day: date, con: duckdb.DuckDBPyConnection) -> ReportData:
+    """Read the figures of ``day`` from the lake partitions of dates up to ``day``.
+
+    Raises:
+        NotScoredError: the date has not been ingested, scored and staged.
+    """
+    lake = Lake(settings.paths.lake)
+    options = settings.report
+    files = _required_files(lake, day)
+    scored = [d for d in lake.partition_dates(SEGMENT_SUMMARY, AS_OF_KEY) if d <= day]
+    previous = scored[-2] if len(scored) > 1 else None
+    weekly = {day - timedelta(days=7 * week) for week in range(options.trend_weeks + 1)}
+    trend_dates = sorted(d for d in scored if d in weekly)
+    history_start = day - timedelta(days=options.history_days - 1)
+    flow_start = day - timedelta(days=options.flow_days - 1)
+    staged = [d for d in lake.partition_dates(STAGE_COUNTS, AS_OF_KEY) if history_start <= d <= day]
+    model_version = _model_version(con, files[CUSTOMER_SEGMENTS])
+    change_dates = sorted({*trend_dates, *([previous] if previous else [])})
+    segment_files = _files(lake, SEGMENT_SUMMARY, change_dates, AS_OF_KEY)
+
+    def rows(model: str, params: Mapping[str, Any]) -> Rows:
+        return _rows(con, f"reports/{model}", params)
+
+    ingested = [d for d in lake.partition_dates(LEDGER) if history_start <= d <= day]
+    quarantine = lake.partition_file(QUARANTINE, day)
+    audit = settings.paths.published / AUDIT_FILE / f"{AS_OF_KEY}={day}" / "data.parquet"
+    profiles = (
+        lake.partition_file(CLUSTER_PROFILES, model_version, MODEL_KEY) if model_version else None
+    )
+    return ReportData(
+        as_of_date=day,
+        previous_date=previous,
+        trend_dates=trend_dates,
+        history_start=history_start,
+        flow_start=flow_start,
+        model_version=model_version,
+        headline=rows(
+            "report_headline",
+            {
+                "segment_summary_file": files[SEGMENT_SUMMARY],
+                "lifecycle_file": files[CUSTOMER_LIFECYCLE],
+                "customer_days_file": files[CUSTOMER_DAYS],
+                "danger_alerts_file": files[DANGER_ALERTS],
+            },
+        )[0],
+        ingest_files=rows("report_ingest_files", {"ledger_file": files[LEDGER]}),
+        quarantine_reasons=(
+            rows(
+                "quarantine_reasons",
+                {"quarantine_files": [str(quarantine)], "start_date": day, "end_date": day},
+            )
+            if quarantine.is_file()
+            else []
+        ),
+        ingest_days=rows(
+            "ingest_days",
+            {
+                "ledger_files": _files(lake, LEDGER, ingested),
+                "start_date": history_start,
+                "end_date": day,
+            },
+        ),
+        checks=_checks(con, settings, lake, day),
+        publish_audit=rows("report_publish_audit", {"audit_file": str(audit)})
+        if audit.is_file()
+        else None,
+        segment_changes=rows(
+            "report_segment_changes",
+            {
+                "segment_summary_files": segment_files,
+                "as_of_date": day,
+                "previous_date": previous,
+                "trend_start_date": trend_dates[0] if len(trend_dates) > 1 else None,
+            },
+        ),
+        segment_trend=rows(
+            "report_segment_trend",
+            {"segment_summary_files": _files(lake, SEGMENT_SUMMARY, trend_dates, AS_OF_KEY)},
+        ),
+        rf_grid=rows("report_rf_grid", {"segments_file": files[CUSTOMER_SEGMENTS]}),
+        pareto_curve=rows("report_pareto_curve", {"segments_file": files[CUSTOMER_SEGMENTS]}),
+        clusters=rows(
+            "report_cluster_profiles",
+            {"profiles_file": str(profiles), "segment_summary_file": files[SEGMENT_SUMMARY]},
+        )
+        if profiles is not None and profiles.is_file()
+        else [],
+        stage_history=rows(
+            "report_stage_history",
+            {"stage_counts_files": _files(lake, STAGE_COUNTS, staged, AS_OF_KEY)},
+        ),
+        stage_flows=_flows(con, lake, day, flow_start),
+        danger_entries=rows(
+            "report_danger_entries",
+            {
+                "danger_alerts_files": _files(lake, DANGER_ALERTS, staged, AS_OF_KEY),
+                "staged_dates": staged,
+            },
+        ),
+        top_alerts=rows(
+            "report_top_alerts",
+            {"danger_alerts_file": files[DANGER_ALERTS], "top_alerts": options.top_alerts},
+        ),
+    )
+
+
+def _required_files(lake: Lake, day: date) -> dict[str, str]:
+    """The date's partitions the report cannot do without."""
+    needed = {
+        LEDGER: (PARTITION_KEY, "ingest"),
+        CUSTOMER_DAYS: (PARTITION_KEY, "score"),
+        CUSTOMER_SEGMENTS: (AS_OF_KEY, "score"),
+        SEGMENT_SUMMARY: (AS_OF_KEY, "score"),
+        CUSTOMER_LIFECYCLE: (AS_OF_KEY, "lifecycle"),
+        STAGE_COUNTS: (AS_OF_KEY, "lifecycle"),
+        DANGER_ALERTS: (AS_OF_KEY, "lifecycle"),
+    }
+    found: dict[str, str] = {}
+    for table, (key, step) in needed.items():
+        path = lake.partition_file(table, day, key)
+        if not path.is_file():
+            raise NotScoredError(
+                f"no report for {day}: {table} has no partition for it; "
+                f"run `rfm-pipeline {step} --date {day}` (or `run`) first"
+            )
+        found[table] = str(path)
+    return found
+
+
+def _files(lake: Lake, table: str, days: list[date], key: str = PARTITION_KEY) -> list[str]:
+    return [str(path) for path in lake.existing_partitions(table, days, key)]
+
+
+def _model_version(con: duckdb.DuckDBPyConnection, segments: str) -> date | None:
+    """The cluster model in force on the date, as recorded in its customer_segments."""
+    result = con.execute(
+        "select max(model_version) from read_parquet($file)", {"file": segments}
+    ).fetchall()
+    version = result[0][0]
+    return version if isinstance(version, date) else None
+
+
+def _flows(con: duckdb.DuckDBPyConnection, lake: Lake, day: date, start: date) -> Rows:
+    days = [d for d in lake.partition_dates(STAGE_FLOWS, AS_OF_KEY) if start <= d <= day]
+    files = _files(lake, STAGE_FLOWS, days, AS_OF_KEY)
+    if not files:
+        return []
+    return _rows(con, "reports/report_stage_flows", {"stage_flows_files": files, "as_of_date": day})
+
+
+def _checks(con: duckdb.DuckDBPyConnection, settings: Settings, lake: Lake, day: date) -> Rows:
+    """The lake's own data checks, run again on the date's partitions (read only)."""
+    params = {"as_of_date": day, "late_span_days": late_span_days(settings.ingest)}
+    results: Rows = []
+    for table, key in CHECKED_TABLES:
+        partition = lake.partition_file(table, day, key)
+        if not partition.is_file():
+            results.append({"table": table, "checks": 0, "failed": None, "failing": ""})
+            continue
+        con.read_parquet(str(partition), hive_partitioning=True).create_view(table, replace=True)
+        counts = sql.relation(con, f"checks/{table}", params).fetchall()
+        failing = sorted(f"{name} ({count:,})" for name, count in counts if count)
+        results.append(
+            {
+                "table": table,
+                "checks": len(counts),
+                "failed": len(failing),
+                "failing": ", ".join(failing),
+            }
+        )
+    return results
+
+
+def _rows(con: duckdb.DuckDBPyConnection, model: str, params: Mapping[str, Any]) -> Rows:
+    relation = sql.relation(con, model, params)
+    return [dict(zip(relation.columns, row, strict=True)) for row in relation.fetchall()]
