@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import codecs
 import os
+from datetime import date
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -418,6 +419,38 @@ class DuckDBConfig(_Section):
     threads: int = Field(default=0, ge=0, le=256, description="0 means one per core")
 
 
+class ScheduleConfig(_Section):
+    """When Airflow runs the pipeline (dags/): read when the DAG files are parsed."""
+
+    # The daily run, a cron expression in source.timezone: 06:00, once the night's
+    # exports have usually landed.
+    daily_cron: str = "0 6 * * *"
+    # The model-refit DAG: Sundays 08:00, after that day's daily run.
+    refit_cron: str = "0 8 * * 0"
+    # The first logical date the DAGs know; backfills may start here.
+    start_date: date = date(2025, 1, 1)
+    # Whether the scheduler runs missed dates by itself (use `airflow backfill create`).
+    catchup: bool = False
+    # A run processes the exports of its logical date's day minus this many days: the
+    # 06:00 run of 2026-11-23 processes the exports of 2026-11-22.
+    export_lag_days: int = Field(default=1, ge=0, le=31)
+    # The day's exports are late this many hours after the start of the run's day
+    # (source.timezone): the wait fails then and operators are told.
+    export_deadline_hours: float = Field(default=12.0, ge=0, le=24 * 14)
+    # How often the wait looks for the exports (the worker slot is free in between).
+    export_poke_seconds: int = Field(default=300, ge=1, le=86_400)
+    # Retries of a failed task, and the pause before each.
+    retries: int = Field(default=2, ge=0, le=20)
+    retry_delay_minutes: float = Field(default=5.0, ge=0, le=24 * 60)
+
+    @field_validator("daily_cron", "refit_cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        if len(value.split()) != 5:
+            raise ValueError(f"{value!r} is not a five-field cron expression")
+        return value
+
+
 class ReportConfig(_Section):
     """The daily report (paths.published/reports): what it shows, how far back."""
 
@@ -453,6 +486,7 @@ class Settings(BaseSettings):
     alerts: AlertsConfig = AlertsConfig()
     publish: PublishConfig = PublishConfig()
     duckdb: DuckDBConfig = DuckDBConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
     report: ReportConfig = ReportConfig()
 
     @model_validator(mode="after")
@@ -504,18 +538,8 @@ def load_settings(config_file: Path | None = None) -> Settings:
     except ValueError as error:  # malformed TOML
         raise ConfigError(f"invalid configuration ({source_name}): {error}") from None
     base = toml_file.parent.resolve() if toml_file.is_file() else Path.cwd()
-    return Settings.model_construct(
-        paths=loaded.paths.resolved_against(base),
-        source=loaded.source,
-        ingest=loaded.ingest,
-        scoring=loaded.scoring,
-        clusters=loaded.clusters,
-        lifecycle=loaded.lifecycle,
-        alerts=loaded.alerts,
-        publish=loaded.publish,
-        duckdb=loaded.duckdb,
-        report=loaded.report,
-    )
+    sections = {name: getattr(loaded, name) for name in Settings.model_fields}
+    return Settings.model_construct(**(sections | {"paths": loaded.paths.resolved_against(base)}))
 
 
 def _describe(error: ValidationError) -> str:

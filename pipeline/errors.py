@@ -38,3 +38,7 @@ class NotScoredError(PipelineError):
 
 class PublishBlockedError(PipelineError):
     """A published table failed its contract: nothing was replaced."""
+
+
+class ExportsLateError(PipelineError):
+    """The day's exports had not arrived by the deadline (schedule.export_deadline_hours)."""

@@ -54,19 +54,27 @@ class ScoreReport:
 
 
 def score_date(
-    settings: Settings, day: date, *, full: bool = False, refit: bool = False
+    settings: Settings,
+    day: date,
+    *,
+    full: bool = False,
+    refit: bool = False,
+    customer_days: bool = True,
 ) -> ScoreReport:
     """Rebuild ``day``'s customer days, then its state, clusters and segment tables.
 
     ``full`` recomputes the state from every order line instead of the day before's;
-    ``refit`` fits a new cluster model as of ``day`` whatever the schedule says.
+    ``refit`` fits a new cluster model as of ``day`` whatever the schedule says;
+    ``customer_days=False`` skips rebuilding the date's customer days, for a caller that
+    has just built them (``build_customer_days``, the DAG's task of its own).
 
     Raises:
         NotIngestedError: ``day`` has no complete ingest.
     """
     timings = Timings()
-    with timings.phase("customer_days"):
-        build_customer_days(settings, day)
+    if customer_days:
+        with timings.phase("customer_days"):
+            build_customer_days(settings, day)
     lake = Lake(settings.paths.lake)
     with workspace(settings.paths.state, "score", day) as scratch:
         # The state gets a connection of its own: closing it hands the memory of a

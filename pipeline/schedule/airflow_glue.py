@@ -1,0 +1,108 @@
+"""What the DAG files share: the run's business date, the failure notifier, the assets.
+
+Imported by dags/ only (it imports Airflow). Kept free of heavy imports: the DAG
+processor imports it on every parse.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, timedelta
+from typing import Any
+
+from airflow.sdk import Asset, BaseNotifier, get_current_context
+
+from pipeline.config import Settings
+from pipeline.schedule import tasks
+from pipeline.schedule.dates import business_date
+
+log = logging.getLogger(__name__)
+
+# Every table publish writes (pipeline/publish/tables.py; a test holds the two equal).
+PUBLISHED_TABLES = (
+    "customer_segments",
+    "segment_summary",
+    "segment_changes",
+    "cluster_profiles",
+    "customer_lifecycle",
+    "stage_counts",
+    "stage_flows",
+    "stage_transitions",
+    "customer_stage_history",
+    "danger_alerts",
+)
+
+# One Asset per published table. The URI names the table, never a path or a host:
+# downstream DAGs (a BI refresh, the users' own) schedule on it wherever it is served.
+ASSETS = {
+    table: Asset(name=f"rfm.{table}", uri=f"x-rfm://published/{table}", group="rfm")
+    for table in PUBLISHED_TABLES
+}
+
+
+def default_args(settings: Settings) -> dict[str, Any]:
+    """Retries and the failure notifier, for every task."""
+    return {
+        "owner": "data-engineering",
+        "retries": settings.schedule.retries,
+        "retry_delay": timedelta(minutes=settings.schedule.retry_delay_minutes),
+        "on_failure_callback": OperatorsNotifier(),
+    }
+
+
+def run_business_date(context: Any = None) -> date:
+    """The business date of a DAG run (``context``, default: the running task's): the
+    param ``business_date`` if given, else the logical date (or, without one, the run's
+    run_after) minus the lag."""
+    context = context if context is not None else get_current_context()
+    override = (context.get("params") or {}).get("business_date")
+    logical = context.get("logical_date") or context["dag_run"].run_after
+    return business_date(tasks.settings(), logical, override)
+
+
+def emit_published_assets(result: dict[str, Any]) -> None:
+    """An asset event per published table, with the rows it holds now."""
+    outlet_events = get_current_context()["outlet_events"]
+    for table, rows in result["rows"].items():
+        if table in ASSETS:
+            outlet_events[ASSETS[table]].extra = {
+                "as_of_date": result["business_date"],
+                "rows": int(rows),
+                "publish_number": int(result["publish_number"]),
+            }
+
+
+class OperatorsNotifier(BaseNotifier):
+    """Tells operators that a task failed (for good: after its retries), through the
+    pipeline's operator channels (alerts.webhook_url, alerts.smtp_url; see
+    pipeline/alerts/operators.py), and logs it. Never raises: the task's failure is what
+    the scheduler must record."""
+
+    def notify(self, context: Any) -> None:
+        from pipeline.alerts.operators import notify_operators
+
+        try:
+            ti = context["ti"]
+            dag_id, task_id = ti.dag_id, ti.task_id
+            error = context.get("exception")
+            message = " ".join(str(error).split()) if error else "failed"
+            try:
+                day: str = run_business_date(context).isoformat()
+            except Exception:  # the date itself may be what failed
+                day = "unknown date"
+            subject = f"rfm-pipeline: {dag_id}.{task_id} failed for {day}"
+            notify_operators(
+                tasks.settings().alerts,
+                event_id=f"{dag_id}-{task_id}-{ti.run_id}-{ti.try_number}",
+                subject=subject,
+                details=[message],
+                payload={
+                    "dag_id": dag_id,
+                    "task_id": task_id,
+                    "run_id": ti.run_id,
+                    "business_date": day,
+                    "error_type": type(error).__name__ if error else None,
+                },
+            )
+        except Exception:
+            log.exception("could not notify operators of a failed task")

@@ -1,0 +1,169 @@
+"""The bodies of the DAGs' tasks: each loads the settings at run time, calls one step of
+the pipeline for one business date, and returns a few counts (its XCom: never a secret,
+never per-customer data). Every step is idempotent: a retried or re-run task replaces
+its date's partitions with the same bytes.
+
+The same steps run without Airflow: ``rfm-pipeline run --date D`` calls them in order.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from pipeline.config import Settings, load_settings
+from pipeline.errors import ExportsLateError
+from pipeline.schedule.connections import CONNECTION_IDS, ConnectionLike, with_connections
+from pipeline.schedule.dates import export_deadline
+
+log = logging.getLogger(__name__)
+
+
+def settings() -> Settings:
+    """The configuration ($RFM_CONFIG, RFM_* variables), completed from the Airflow
+    Connections ``rfm_postgres``, ``rfm_webhook`` and ``rfm_smtp`` where defined."""
+    return with_connections(load_settings(None), _airflow_connection)
+
+
+def _airflow_connection(conn_id: str) -> ConnectionLike | None:
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    assert conn_id in CONNECTION_IDS
+    try:
+        connection: ConnectionLike = BaseHook.get_connection(conn_id)
+    except AirflowNotFoundException:
+        return None
+    return connection
+
+
+def export_files(settings: Settings, day: date) -> list[str]:
+    """Names of the day's export files present in paths.incoming (hidden files, which
+    are still being written by convention, do not count)."""
+    incoming = settings.paths.incoming
+    pattern = settings.source.file_pattern.format(date=day)
+    return sorted(
+        path.relative_to(incoming).as_posix()
+        for path in incoming.glob(pattern)
+        if path.is_file() and not path.name.startswith(".")
+    )
+
+
+def exports_arrived(settings: Settings, day: date, now: datetime) -> list[str]:
+    """The day's export files, or [] while there are none and the deadline is ahead.
+
+    Raises:
+        ExportsLateError: none has arrived and ``now`` is past the deadline.
+    """
+    files = export_files(settings, day)
+    if files:
+        return files
+    deadline = export_deadline(settings, day)
+    if now >= deadline:
+        raise ExportsLateError(
+            f"the exports of {day} are late: no file matching "
+            f"{settings.source.file_pattern.format(date=day)!r} in {settings.paths.incoming} "
+            f"by the deadline {deadline.isoformat()} (schedule.export_deadline_hours)"
+        )
+    log.info("no export of %s yet; waiting until %s", day, deadline.isoformat())
+    return []
+
+
+def ingest(settings: Settings, day: date) -> dict[str, Any]:
+    from pipeline.ingest.run import ingest_date
+
+    report = ingest_date(settings, day)
+    return {
+        "business_date": day.isoformat(),
+        "files": len(report.files),
+        **{
+            column: report.total(column)
+            for column in ("rows_in", "rows_accepted", "rows_quarantined", "rows_duplicate")
+        },
+    }
+
+
+def customer_days(settings: Settings, day: date) -> dict[str, Any]:
+    from pipeline.scoring.customer_days import build_customer_days
+
+    build_customer_days(settings, day)
+    return {"business_date": day.isoformat()}
+
+
+def score(settings: Settings, day: date, *, full: bool, refit: bool) -> dict[str, Any]:
+    """Customer state, the cluster model in force (refitted when due) and the segments
+    with each customer's cluster: one step, as one table holds both."""
+    from pipeline.scoring.run import score_date
+
+    report = score_date(settings, day, full=full, refit=refit, customer_days=False)
+    return {
+        "business_date": day.isoformat(),
+        "customers": report.customers,
+        "mode": report.mode,
+        "model_version": report.model_version.isoformat() if report.model_version else None,
+        "refitted": report.refitted,
+    }
+
+
+def refit(settings: Settings, day: date) -> dict[str, Any]:
+    """A new cluster model as of ``day``, and the day rescored with it."""
+    from pipeline.scoring.run import score_date
+
+    report = score_date(settings, day, refit=True)
+    return {
+        "business_date": day.isoformat(),
+        "customers": report.customers,
+        "model_version": report.model_version.isoformat() if report.model_version else None,
+    }
+
+
+def lifecycle(settings: Settings, day: date) -> dict[str, Any]:
+    from pipeline.lifecycle.run import stage_date
+
+    report = stage_date(settings, day)
+    return {
+        "business_date": day.isoformat(),
+        "transitions": report.transitions,
+        "danger_entries": report.alerts,
+        "queued": report.queued,
+    }
+
+
+def publish(settings: Settings, day: date) -> dict[str, Any]:
+    """Publish the date; the rows per published table, for the asset events."""
+    from pipeline.publish import publish_date
+
+    report = publish_date(settings, day)
+    return {
+        "business_date": day.isoformat(),
+        "current_as_of_date": report.current_as_of_date.isoformat(),
+        "publish_number": report.publish_number,
+        "rows": dict(report.rows),
+        "postgres": report.postgres,
+    }
+
+
+def deliver_alerts(settings: Settings, day: date) -> dict[str, Any]:
+    from pipeline.alerts import deliver
+
+    report = deliver(settings, today=day)
+    return {
+        "business_date": day.isoformat(),
+        **{what: report.total(what) for what in ("delivered", "pending", "given_up")},
+    }
+
+
+def report(settings: Settings, day: date) -> dict[str, Any]:
+    from pipeline.report import build_report
+
+    result = build_report(settings, day)
+    return {"business_date": day.isoformat(), "file": str(Path(result.path))}
+
+
+def published_dates(settings: Settings) -> set[date]:
+    """The dates published so far (the manifest's customer_segments)."""
+    from pipeline.publish.catalog import load_catalog
+
+    return set(load_catalog(settings.paths.published).entries("customer_segments"))

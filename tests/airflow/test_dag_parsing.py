@@ -1,0 +1,117 @@
+"""The DAG files are configuration: they import without errors, and parsing them makes
+no database query and opens no connection (as Airflow's tests of its example DAGs count)."""
+
+from __future__ import annotations
+
+import socket
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from pipeline.publish.tables import PUBLISHED_TABLES
+from tests.airflow.conftest import REPO
+
+
+def _dagbag() -> Any:
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(REPO / "dags"))
+
+
+def test_the_dags_import_and_parsing_queries_nothing_and_connects_nowhere(
+    airflow_db: Path, rfm_config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow import settings
+    from sqlalchemy import event
+
+    queries: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        queries.append(statement)
+
+    connections: list[Any] = []
+    real_connect = socket.socket.connect
+
+    def connect(self: socket.socket, address: Any) -> Any:
+        connections.append(address)
+        return real_connect(self, address)
+
+    assert settings.engine is not None
+    event.listen(settings.engine, "before_cursor_execute", count)
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    try:
+        bag = _dagbag()
+    finally:
+        event.remove(settings.engine, "before_cursor_execute", count)
+    assert bag.import_errors == {}
+    assert sorted(bag.dags) == ["rfm_daily", "rfm_refit"]
+    assert queries == []
+    assert connections == []
+
+
+def test_the_daily_dag_is_shaped_as_documented(rfm_config: Path) -> None:
+    dag = _dagbag().dags["rfm_daily"]
+    assert type(dag.timetable).__name__ == "CronTriggerTimetable"
+    assert dag.catchup is False and dag.max_active_runs == 1
+    assert dag.start_date == datetime(2025, 1, 1, tzinfo=ZoneInfo("Asia/Shanghai"))
+    order = {t.task_id: sorted(t.downstream_task_ids) for t in dag.tasks}
+    assert order == {
+        "business_date": sorted(
+            [
+                "wait_for_exports",
+                "ingest",
+                "customer_days",
+                "score",
+                "lifecycle",
+                "publish",
+                "report",
+                "deliver_alerts",
+            ]
+        ),
+        "wait_for_exports": ["ingest"],
+        "ingest": ["customer_days"],
+        "customer_days": ["score"],
+        "score": ["lifecycle"],
+        "lifecycle": ["deliver_alerts", "publish"],
+        "publish": ["report"],
+        "report": [],
+        "deliver_alerts": [],
+    }
+    for t in dag.tasks:
+        assert t.retries == 0, t.task_id  # schedule.retries in the test configuration
+        assert t.on_failure_callback, t.task_id
+    sensor = dag.get_task("wait_for_exports")
+    assert sensor.mode == "reschedule" and sensor.retries == 0
+    assert dag.get_task("lifecycle").depends_on_past
+    assert set(dag.params) == {"business_date", "full_recompute", "refit"}
+
+
+def test_every_published_table_is_an_asset_without_secrets_in_its_uri(rfm_config: Path) -> None:
+    bag = _dagbag()
+    for dag_id in ("rfm_daily", "rfm_refit"):
+        outlets = bag.dags[dag_id].get_task("publish").outlets
+        assert sorted(a.name for a in outlets) == sorted(f"rfm.{t}" for t in PUBLISHED_TABLES)
+        for asset in outlets:
+            assert asset.uri.startswith("x-rfm://published/"), asset.uri
+            assert "@" not in asset.uri and "secret" not in asset.uri
+
+
+def test_the_schedule_comes_from_the_configuration(rfm_config: Path) -> None:
+    text = rfm_config.read_text()
+    assert "[schedule]\nretries = 0\n" in text
+    rfm_config.write_text(
+        text.replace(
+            "retries = 0\n",
+            'retries = 3\nretry_delay_minutes = 2.5\ndaily_cron = "30 5 * * *"\n'
+            'refit_cron = "0 9 * * 1"\n',
+        )
+    )
+    bag = _dagbag()
+    assert bag.dags["rfm_daily"].timetable.expression == "30 5 * * *"
+    assert bag.dags["rfm_refit"].timetable.expression == "0 9 * * 1"
+    task = bag.dags["rfm_daily"].get_task("ingest")
+    assert (task.retries, task.retry_delay) == (3, timedelta(minutes=2.5))
+    assert bag.dags["rfm_daily"].get_task("wait_for_exports").retries == 0

@@ -1,0 +1,168 @@
+"""The daily DAG run end to end with ``dag.test()`` on demo data: consecutive business
+dates, the same tables as the command line, a re-run that changes nothing, and a late
+export that fails the run and tells the operators."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import duckdb
+import pytest
+
+from pipeline.cli import _backfill
+from pipeline.config import load_settings
+from pipeline.demo.generate import generate
+from pipeline.publish.catalog import load_catalog
+from pipeline.scoring.clusters import ModelStore
+from tests.airflow.conftest import REPO
+from tests.alerts.support import WebhookReceiver
+
+START = date(2025, 1, 1)
+DAYS = 5
+SHOP = ZoneInfo("Asia/Shanghai")
+
+
+def _dag(dag_id: str = "rfm_daily") -> Any:
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(REPO / "dags")).dags[dag_id]
+
+
+def _morning_after(day: date) -> datetime:
+    """The daily schedule's logical date whose business date is ``day``."""
+    return datetime.combine(day + timedelta(days=1), time(6), tzinfo=SHOP)
+
+
+def _files(root: Path) -> dict[str, str]:
+    """sha256 of every lake partition and published snapshot under ``root``."""
+    return {
+        str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for folder in ("lake", "published/snapshots")
+        for path in sorted((root / folder).rglob("*.parquet"))
+    }
+
+
+def _states(run: Any) -> dict[str, str]:
+    return {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+
+
+def test_daily_runs_equal_the_command_line_and_a_rerun_changes_nothing(
+    airflow_db: Path, rfm_config: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    root = rfm_config.parent
+    generate(root, start=START, days=DAYS, customers=200, seed=11)
+    dag = _dag()
+    days = [START + timedelta(days=n) for n in range(DAYS)]
+    for day in days:
+        run = dag.test(logical_date=_morning_after(day))
+        assert str(run.state) == "success", _states(run)
+
+    # The command line, on the same exports in a folder of its own.
+    cli_root = tmp_path_factory.mktemp("cli")
+    generate(cli_root, start=START, days=DAYS, customers=200, seed=11)
+    cli_settings = load_settings(rfm_config).model_copy(
+        update={
+            "paths": load_settings(rfm_config).paths.model_copy(
+                update={
+                    key: cli_root / key
+                    for key in ("incoming", "lake", "state", "published", "models", "alerts")
+                }
+            )
+        }
+    )
+    _backfill(cli_settings, days[0], days[-1])
+    assert _files(root) == _files(cli_root)
+    catalog = load_catalog(root / "published")
+    assert catalog.as_of_date == days[-1]
+    assert sorted(catalog.entries("customer_segments")) == days
+
+    # A re-run of the last date (by its param this time) changes no byte.
+    before = _files(root)
+    run = dag.test(
+        logical_date=_morning_after(days[-1]) + timedelta(minutes=1),
+        run_conf={"business_date": days[-1].isoformat()},
+    )
+    assert str(run.state) == "success", _states(run)
+    assert _files(root) == before
+
+    # Each published table got an asset event with its rows; XCom holds no secret.
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        events = (
+            session.query(AssetModel.name, AssetEvent.extra)
+            .join(AssetEvent, AssetEvent.asset_id == AssetModel.id)
+            .filter(AssetEvent.source_run_id == run.run_id)
+            .all()
+        )
+        xcoms = [
+            json.dumps(row.value, default=str)
+            for row in session.query(XComModel).filter(XComModel.dag_id == "rfm_daily")
+        ]
+    rows = {name.removeprefix("rfm."): extra["rows"] for name, extra in events}
+    assert rows == {
+        t: catalog.entries(t)[days[-1]].rows
+        for t in catalog.tables
+        if days[-1] in catalog.entries(t)
+    }
+    assert all(extra["as_of_date"] == days[-1].isoformat() for _, extra in events)
+    assert xcoms and not any("airflow-test-secret" in value for value in xcoms)
+
+    # The refit DAG: a new model as of the last date, published with the date.
+    settings = load_settings(rfm_config)
+    assert ModelStore(settings.paths.models).newest_on_or_before(days[-1]).version == days[0]
+    refit = _dag("rfm_refit").test(
+        logical_date=_morning_after(days[-1]) + timedelta(hours=2),
+    )
+    assert str(refit.state) == "success", _states(refit)
+    assert ModelStore(settings.paths.models).newest_on_or_before(days[-1]).version == days[-1]
+    profiles = load_catalog(root / "published").entries("cluster_profiles")[days[-1]]
+    versions = duckdb.sql(
+        "select distinct model_version from read_parquet($file)",
+        params={"file": str(root / "published" / profiles.file)},
+    ).fetchall()
+    assert versions == [(days[-1],)]
+
+
+def test_a_late_export_fails_the_run_and_notifies_operators(
+    airflow_db: Path, rfm_config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No file for the date, and its deadline has passed: the wait fails at once with a
+    clear message, nothing downstream runs, and the webhook of the Connection
+    ``rfm_webhook`` gets the operators' alert."""
+    receiver = WebhookReceiver(secret="hook-secret").start()
+    try:
+        connections = tmp_path / "connections.json"
+        connections.write_text(
+            json.dumps(
+                {
+                    "rfm_webhook": {
+                        "conn_type": "http",
+                        "host": receiver.url,
+                        "password": "hook-secret",
+                    }
+                }
+            )
+        )
+        day = date(2025, 3, 10)
+        run = _dag().test(logical_date=_morning_after(day), conn_file_path=str(connections))
+    finally:
+        receiver.stop()
+    states = _states(run)
+    assert str(run.state) == "failed"
+    assert states["wait_for_exports"] == "failed"
+    assert states["ingest"] == "upstream_failed" and states["publish"] == "upstream_failed"
+    messages = [json.loads(r.body) for r in receiver.requests]
+    late = [m for m in messages if m.get("type") == "operational"]
+    assert len(late) == 1, messages
+    assert late[0]["subject"] == "rfm-pipeline: rfm_daily.wait_for_exports failed for 2025-03-10"
+    assert "the exports of 2025-03-10 are late" in late[0]["details"][0]
+    assert "sales_20250310*" in late[0]["details"][0]
+    assert late[0]["business_date"] == "2025-03-10"
