@@ -115,3 +115,58 @@ def test_the_schedule_comes_from_the_configuration(rfm_config: Path) -> None:
     task = bag.dags["rfm_daily"].get_task("ingest")
     assert (task.retries, task.retry_delay) == (3, timedelta(minutes=2.5))
     assert bag.dags["rfm_daily"].get_task("wait_for_exports").retries == 0
+
+
+def test_a_backfill_creates_one_run_per_morning_for_the_days_before(
+    airflow_db: Path, rfm_config: Path
+) -> None:
+    """`airflow backfill create` (the real command) over four mornings queues four runs,
+    one at a time, whose business dates are the four days before."""
+    import os
+    import subprocess
+    import sys
+
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    from pipeline.config import load_settings
+    from pipeline.schedule.dates import business_date
+
+    airflow = [sys.executable, "-m", "airflow"]
+    env = dict(os.environ)
+    for command in (
+        ["dags", "reserialize"],
+        [
+            "backfill",
+            "create",
+            "--dag-id",
+            "rfm_daily",
+            "--from-date",
+            "2026-11-20T00:00:00+08:00",
+            "--to-date",
+            "2026-11-23T12:00:00+08:00",
+            "--max-active-runs",
+            "1",
+            # Required with depends_on_past: missing and failed dates are (re)run.
+            "--reprocess-behavior",
+            "failed",
+        ],
+    ):
+        result = subprocess.run(
+            airflow + command, env=env, capture_output=True, text=True, timeout=300, check=False
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+    with create_session() as session:
+        runs = (
+            session.query(DagRun)
+            .filter(DagRun.dag_id == "rfm_daily", DagRun.run_type == "backfill")
+            .all()
+        )
+        logical = sorted(run.logical_date for run in runs)
+    settings = load_settings(rfm_config)
+    assert [business_date(settings, when, None).isoformat() for when in logical] == [
+        "2026-11-19",
+        "2026-11-20",
+        "2026-11-21",
+        "2026-11-22",
+    ]
