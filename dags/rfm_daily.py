@@ -27,8 +27,9 @@ from pipeline.schedule import tasks
 from pipeline.schedule.airflow_glue import (
     ASSETS,
     default_args,
-    emit_published_assets,
+    publish_with_asset_events,
     run_business_date,
+    start_date,
 )
 
 # Parsing reads the configuration file for the schedule only: no database, no connection.
@@ -40,7 +41,7 @@ with DAG(
     dag_id="rfm_daily",
     description="Daily exports to customer segments, lifecycle stages, danger alerts, BI tables",
     schedule=CronTriggerTimetable(SCHEDULE.daily_cron, timezone=SETTINGS.source.timezone),
-    start_date=datetime.combine(SCHEDULE.start_date, datetime.min.time(), tzinfo=ZONE),
+    start_date=start_date(SETTINGS),
     catchup=SCHEDULE.catchup,
     max_active_runs=1,
     default_args=default_args(SETTINGS),
@@ -109,9 +110,7 @@ with DAG(
 
     @task(outlets=list(ASSETS.values()))
     def publish(day: str) -> dict[str, Any]:
-        result = tasks.publish(tasks.settings(), date.fromisoformat(day))
-        emit_published_assets(result)
-        return result
+        return publish_with_asset_events(day)
 
     @task
     def deliver_alerts(day: str) -> dict[str, Any]:

@@ -9,9 +9,8 @@ published table gets an asset event. The daily DAG keeps using the newest model.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from airflow.sdk import DAG, CronTriggerTimetable, Param, PokeReturnValue, chain, task
 
@@ -20,19 +19,19 @@ from pipeline.schedule import tasks
 from pipeline.schedule.airflow_glue import (
     ASSETS,
     default_args,
-    emit_published_assets,
+    publish_with_asset_events,
     run_business_date,
+    start_date,
 )
 
 SETTINGS = load_settings(None)
 SCHEDULE = SETTINGS.schedule
-ZONE = ZoneInfo(SETTINGS.source.timezone)
 
 with DAG(
     dag_id="rfm_refit",
     description="Refit the K-means clusters and publish the new model version",
     schedule=CronTriggerTimetable(SCHEDULE.refit_cron, timezone=SETTINGS.source.timezone),
-    start_date=datetime.combine(SCHEDULE.start_date, datetime.min.time(), tzinfo=ZONE),
+    start_date=start_date(SETTINGS),
     catchup=False,
     max_active_runs=1,
     default_args=default_args(SETTINGS),
@@ -73,9 +72,7 @@ with DAG(
 
     @task(outlets=list(ASSETS.values()))
     def publish(day: str) -> dict[str, Any]:
-        result = tasks.publish(tasks.settings(), date.fromisoformat(day))
-        emit_published_assets(result)
-        return result
+        return publish_with_asset_events(day)
 
     day = business_date()
     chain(wait_for_daily_publish(day), refit(day), lifecycle(day), publish(day))

@@ -1,36 +1,24 @@
 """What the DAG files share: the run's business date, the failure notifier, the assets.
 
-Imported by dags/ only (it imports Airflow). Kept free of heavy imports: the DAG
-processor imports it on every parse.
+Imported by dags/ only (it imports Airflow). The DAG processor imports it on every
+parse: it opens nothing and reads nothing but the configuration.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from airflow.sdk import Asset, BaseNotifier, get_current_context
 
 from pipeline.config import Settings
+from pipeline.publish.tables import PUBLISHED_TABLES
 from pipeline.schedule import tasks
 from pipeline.schedule.dates import business_date
 
 log = logging.getLogger(__name__)
-
-# Every table publish writes (pipeline/publish/tables.py; a test holds the two equal).
-PUBLISHED_TABLES = (
-    "customer_segments",
-    "segment_summary",
-    "segment_changes",
-    "cluster_profiles",
-    "customer_lifecycle",
-    "stage_counts",
-    "stage_flows",
-    "stage_transitions",
-    "customer_stage_history",
-    "danger_alerts",
-)
 
 # One Asset per published table. The URI names the table, never a path or a host:
 # downstream DAGs (a BI refresh, the users' own) schedule on it wherever it is served.
@@ -60,7 +48,20 @@ def run_business_date(context: Any = None) -> date:
     return business_date(tasks.settings(), logical, override)
 
 
-def emit_published_assets(result: dict[str, Any]) -> None:
+def start_date(settings: Settings) -> datetime:
+    """schedule.start_date at midnight in the shop's timezone: static, as Airflow wants."""
+    day = settings.schedule.start_date
+    return datetime(day.year, day.month, day.day, tzinfo=ZoneInfo(settings.source.timezone))
+
+
+def publish_with_asset_events(day: str) -> dict[str, Any]:
+    """The publish task of both DAGs: publish the date, then an asset event per table."""
+    result = tasks.publish(tasks.settings(), date.fromisoformat(day))
+    _emit_published_assets(result)
+    return result
+
+
+def _emit_published_assets(result: dict[str, Any]) -> None:
     """An asset event per published table, with the rows it holds now."""
     outlet_events = get_current_context()["outlet_events"]
     for table, rows in result["rows"].items():
