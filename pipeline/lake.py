@@ -96,3 +96,19 @@ def fsync_dir(path: Path) -> None:
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
+
+
+def write_bytes_atomically(target: Path, data: bytes) -> None:
+    """Write ``data`` aside, flush it to disk, then rename it over ``target``: a reader
+    sees the old file or the new one, and a crash leaves one of them."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        with temporary.open("wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)
+    fsync_dir(target.parent)

@@ -11,13 +11,12 @@ reader may still hold open points at them.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-from pipeline.lake import fsync_dir
+from pipeline.lake import write_bytes_atomically
 
 MANIFEST = "manifest.json"
 SNAPSHOTS = "snapshots"
@@ -110,17 +109,4 @@ def save_catalog(published: Path, catalog: Catalog) -> None:
         },
         "retired": [[file, number] for file, number in catalog.retired],
     }
-    atomic_write_bytes(published / MANIFEST, (json.dumps(raw, indent=1) + "\n").encode())
-
-
-def atomic_write_bytes(target: Path, data: bytes) -> None:
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        with temporary.open("wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, target)
-    finally:
-        temporary.unlink(missing_ok=True)
-    fsync_dir(target.parent)
+    write_bytes_atomically(published / MANIFEST, (json.dumps(raw, indent=1) + "\n").encode())

@@ -9,9 +9,10 @@ from pathlib import Path
 
 from pipeline.config import Settings
 from pipeline.duck import connect
+from pipeline.lake import write_bytes_atomically
 from pipeline.report.charts import all_charts
 from pipeline.report.figures import collect
-from pipeline.report.files import write_atomically, write_json
+from pipeline.report.files import write_json
 from pipeline.report.headline import Headline, headline
 from pipeline.report.index import META_DIR, write_index
 from pipeline.report.page import render
@@ -59,7 +60,7 @@ def build_report(settings: Settings, day: date) -> ReportResult:
     content = page.encode("utf-8")
     target = report_file(settings, day)
     write_json(directory / META_DIR / f"{day.isoformat()}.json", head.to_json())
-    write_atomically(target, content)
+    write_bytes_atomically(target, content)
     index = write_index(directory)
     return ReportResult(
         as_of_date=day,

@@ -3,32 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
-from pipeline.lake import fsync_dir
-
-
-def write_atomically(target: Path, content: bytes) -> None:
-    """Write ``content`` aside, flush it to disk, then rename it over ``target``."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        with temporary.open("wb") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, target)
-    finally:
-        temporary.unlink(missing_ok=True)
-    fsync_dir(target.parent)
+from pipeline.lake import write_bytes_atomically
 
 
 def write_json(target: Path, value: Any) -> None:
     """Stable JSON (sorted keys, dates as ISO strings), written atomically."""
     text = json.dumps(value, indent=1, sort_keys=True, default=str, ensure_ascii=False)
-    write_atomically(target, (text + "\n").encode("utf-8"))
+    write_bytes_atomically(target, (text + "\n").encode("utf-8"))
 
 
 def read_json(path: Path) -> Any:

@@ -7,7 +7,8 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from pipeline.report.files import read_json, write_atomically
+from pipeline.lake import write_bytes_atomically
+from pipeline.report.files import read_json
 from pipeline.report.page import CSS
 
 INDEX_FILE = "index.html"
@@ -60,7 +61,7 @@ def write_index(directory: Path) -> Path:
 </html>
 """
     target = directory / INDEX_FILE
-    write_atomically(target, page.encode("utf-8"))
+    write_bytes_atomically(target, page.encode("utf-8"))
     return target
 
 
