@@ -74,3 +74,13 @@ def run_module(module: str, *args: str, timeout: int = 300) -> subprocess.Comple
         timeout=timeout,
         cwd=REPO,
     )
+
+
+def printed_table(output: str) -> list[dict[str, str]]:
+    """The rows of the Markdown table a benchmark printed, by column name."""
+    header, *rows = [line for line in output.splitlines() if line.startswith("| ")]
+    names = [cell.strip() for cell in header.strip("|").split("|")]
+    return [
+        dict(zip(names, (c.strip() for c in row.strip("|").split("|")), strict=True))
+        for row in rows
+    ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.support import run_module
+from tests.support import printed_table, run_module
 
 
 def test_bench_runs_the_daily_lifecycle_step_and_its_rerun(tmp_path: Path) -> None:
@@ -21,16 +21,11 @@ def test_bench_runs_the_daily_lifecycle_step_and_its_rerun(tmp_path: Path) -> No
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "prepared 2025-01-20: score 2025-01-19 --full" in result.stdout, result.stdout
-    header, *rows = [line for line in result.stdout.splitlines() if line.startswith("| ")]
-    names = [cell.strip() for cell in header.strip("|").split("|")]
-    table = [
-        dict(zip(names, (c.strip() for c in row.strip("|").split("|")), strict=True))
-        for row in rows
-    ]
+    table = printed_table(result.stdout)
     assert [(row["step"], row["as of"], row["history days"]) for row in table] == [
         ("daily step", "2025-01-20", "20"),
         ("re-run", "2025-01-20", "20"),
-    ], rows
+    ], table
     first, again = table
     assert first["customer_days read"] == "20"  # the whole history: shorter than the window
     assert 0 < int(first["customers staged"].replace(",", "")) <= 500

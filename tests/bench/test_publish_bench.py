@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.support import run_module
+from tests.support import printed_table, run_module
 
 
 def test_bench_runs_the_first_and_daily_publish_and_its_rerun(tmp_path: Path) -> None:
@@ -20,17 +20,12 @@ def test_bench_runs_the_first_and_daily_publish_and_its_rerun(tmp_path: Path) ->
         str(tmp_path),
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    header, *rows = [line for line in result.stdout.splitlines() if line.startswith("| ")]
-    names = [cell.strip() for cell in header.strip("|").split("|")]
-    table = [
-        dict(zip(names, (c.strip() for c in row.strip("|").split("|")), strict=True))
-        for row in rows
-    ]
+    table = printed_table(result.stdout)
     assert [(row["step"], row["as of"]) for row in table] == [
         ("first publish", "2025-01-19"),
         ("daily publish", "2025-01-20"),
         ("re-run", "2025-01-20"),
-    ], rows
+    ], table
     _, daily, again = table
     assert 0 < int(daily["customers"].replace(",", "")) <= 500
     assert (
