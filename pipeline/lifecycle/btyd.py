@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -58,6 +58,17 @@ A_ONE_STEP = 1e-5
 # A fit also counts as converged when the gradient of the mean log-likelihood in the
 # log-parameters is below this, whatever the optimizer's message.
 GRADIENT_CONVERGED = 1e-6
+# Degenerate fits (docs/btyd.md, "Degenerate fits"): a maximum on the boundary of the
+# parameter space, where the model collapses into a simpler one and the parameter values
+# are wherever the optimizer stopped on a ridge running to infinity.
+# The gamma (purchase rates) or the beta (dropout probabilities) has collapsed to one
+# value when its coefficient of variation is below this: every customer the same.
+MIN_SPREAD_CV = 0.1
+# The mean dropout probability a / (a + b) below this (nobody ever drops out) or above
+# 1 - this (everybody drops out after each purchase).
+DROPOUT_MEAN_BOUND = 1e-3
+# Default least number of repeat buyers (customers with frequency > 0) to fit on.
+MIN_REPEAT_BUYERS = 100
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?")
 
 
@@ -71,7 +82,10 @@ class Params:
     maximum of the (weighted) log-likelihood in that time unit, ``n_customers`` the
     number of customers fitted, ``converged`` whether the optimizer reached a maximum
     (it reported success, or the gradient vanished) with every parameter inside its
-    bounds. Built by hand (e.g. from stored values), the fit fields keep their defaults.
+    bounds. ``repeat_buyers`` is the number of customers with frequency > 0 among them,
+    and ``degenerate_reason`` why the fit is degenerate (see :func:`degeneracy`), None
+    if it is not. Built by hand (e.g. from stored values), the fit fields keep their
+    defaults: such parameters are not degenerate, nor ``usable`` (not a converged fit).
     """
 
     r: float
@@ -82,6 +96,8 @@ class Params:
     log_likelihood: float = math.nan
     n_customers: int = 0
     converged: bool = False
+    repeat_buyers: int = 0
+    degenerate_reason: str | None = None
 
     def __post_init__(self) -> None:
         if self.model not in MODELS:
@@ -90,6 +106,23 @@ class Params:
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"parameter {name} must be a finite number > 0; got {value!r}")
+        if not 0 <= self.repeat_buyers <= max(self.n_customers, 0):
+            raise ValueError(
+                f"repeat_buyers must be between 0 and n_customers ({self.n_customers}); "
+                f"got {self.repeat_buyers!r}"
+            )
+        if self.degenerate_reason is not None and not self.degenerate_reason.strip():
+            raise ValueError("degenerate_reason must be None or say why")
+
+    @property
+    def degenerate(self) -> bool:
+        """Whether the fit was found degenerate (``degenerate_reason`` says why)."""
+        return self.degenerate_reason is not None
+
+    @property
+    def usable(self) -> bool:
+        """A converged fit that is not degenerate: fit to score customers with."""
+        return self.converged and not self.degenerate
 
     def sql_parameters(self) -> dict[str, float]:
         """The values to bind to ``$r, $alpha, $a, $b`` of :func:`sql_p_alive_expression`."""
@@ -103,6 +136,7 @@ def fit(
     *,
     model: Model = "mbgnbd",
     weights: npt.ArrayLike | None = None,
+    min_repeat_buyers: int = MIN_REPEAT_BUYERS,
 ) -> Params:
     """Fit a BG/NBD or MBG/NBD model by maximum likelihood.
 
@@ -118,9 +152,19 @@ def fit(
     The log-likelihood is maximized with scipy's L-BFGS-B over the log-parameters, with
     its analytic gradient, from a fixed starting point (r = alpha = a = b = 1 after
     times are scaled so that max(T) = 10): the same data always gives the same result.
+
+    The result's ``degenerate_reason`` says why the fit is degenerate, if it is (see
+    :func:`degeneracy`; fewer than ``min_repeat_buyers`` customers with frequency > 0
+    is one reason); check ``usable`` before scoring customers with it.
     Raises ValueError on invalid inputs.
     """
     _check_model(model)
+    if isinstance(min_repeat_buyers, bool) or not (
+        isinstance(min_repeat_buyers, int) and min_repeat_buyers >= 0
+    ):
+        raise ValueError(
+            f"min_repeat_buyers must be a whole number >= 0; got {min_repeat_buyers!r}"
+        )
     x, tx, age = _customers(frequency, recency, T, one_dimensional=True)
     if x.size == 0:
         raise ValueError("cannot fit a model on no customers")
@@ -169,7 +213,7 @@ def fit(
     # L-BFGS-B may stop on a failed line search at the limit of precision: converged too.
     flat = float(np.max(np.abs(result.jac))) < GRADIENT_CONVERGED
     converged = (bool(result.success) or flat) and interior and math.isfinite(total_ll)
-    return Params(
+    fitted = Params(
         r=r,
         alpha=alpha,
         a=a,
@@ -178,7 +222,74 @@ def fit(
         log_likelihood=total_ll,
         n_customers=round(total),
         converged=converged,
+        repeat_buyers=round(float(counts[ux > 0].sum())),
     )
+    return replace(
+        fitted, degenerate_reason=degeneracy(fitted, min_repeat_buyers=min_repeat_buyers)
+    )
+
+
+def degeneracy(params: Params, *, min_repeat_buyers: int = MIN_REPEAT_BUYERS) -> str | None:
+    """Why a fit is degenerate (its reasons joined by "; "), or None if it is not.
+
+    A fit is degenerate when any of these holds (docs/btyd.md, "Degenerate fits"):
+
+    - it did not converge (``params.converged`` is False);
+    - fewer than ``min_repeat_buyers`` of its customers have frequency > 0
+      (``params.repeat_buyers``; pass 0 to skip this check, e.g. for parameters
+      stored without the count);
+    - the purchase rates collapsed to one value: the gamma's coefficient of variation
+      1 / sqrt(r) is below ``MIN_SPREAD_CV`` (r and alpha running off to infinity
+      together, every customer buying at the same rate);
+    - the dropout collapsed: the beta's mean a / (a + b) is below ``DROPOUT_MEAN_BOUND``
+      (nobody ever drops out) or above 1 minus it (everybody drops out after each
+      purchase), or it has collapsed to one value (every customer has the same
+      dropout probability): the coefficients of variation of both the dropout
+      probability p and its complement 1 - p, sqrt(b / (a (a + b + 1))) and
+      sqrt(a / (b (a + b + 1))), below ``MIN_SPREAD_CV``.
+
+    Only the parameters and the fit fields are read: the criteria do not depend on the
+    time unit.
+    """
+    reasons = []
+    if not params.converged:
+        reasons.append("did not converge (the optimizer failed or a parameter reached its bound)")
+    if params.repeat_buyers < min_repeat_buyers:
+        reasons.append(
+            f"too few repeat buyers: {params.repeat_buyers} customers with frequency > 0, "
+            f"fewer than {min_repeat_buyers}"
+        )
+    r, a, b = params.r, params.a, params.b
+    rate_cv = 1.0 / math.sqrt(r)
+    if rate_cv < MIN_SPREAD_CV:
+        reasons.append(
+            f"purchase rates collapsed to one value: r = {r:.4g}, alpha = {params.alpha:.4g} "
+            f"(the gamma's coefficient of variation 1/sqrt(r) = {rate_cv:.3g} < "
+            f"{MIN_SPREAD_CV}): every customer buys at the same rate"
+        )
+    dropout_mean = a / (a + b)
+    if dropout_mean < DROPOUT_MEAN_BOUND:
+        reasons.append(
+            f"dropout collapsed to 0: a = {a:.4g}, b = {b:.4g} (the beta's mean a/(a+b) = "
+            f"{dropout_mean:.3g} < {DROPOUT_MEAN_BOUND}): nobody ever drops out"
+        )
+    elif dropout_mean > 1.0 - DROPOUT_MEAN_BOUND:
+        reasons.append(
+            f"dropout collapsed to 1: a = {a:.4g}, b = {b:.4g} (the beta's mean a/(a+b) = "
+            f"{dropout_mean:.6g} > {1.0 - DROPOUT_MEAN_BOUND}): everybody drops out after "
+            "each purchase"
+        )
+    # Of p or of 1 - p, whichever is larger: a beta with a mean near 1 has a small
+    # coefficient of variation of p while its survival probabilities 1 - p vary widely.
+    dropout_cv = math.sqrt(max(a, b) / (min(a, b) * (a + b + 1.0)))
+    if dropout_cv < MIN_SPREAD_CV:
+        reasons.append(
+            f"dropout probabilities collapsed to one value: a = {a:.4g}, b = {b:.4g} (the "
+            f"beta's coefficient of variation, of p or 1 - p, = {dropout_cv:.3g} < "
+            f"{MIN_SPREAD_CV}): every "
+            "customer drops out with the same probability"
+        )
+    return "; ".join(reasons) if reasons else None
 
 
 def log_likelihood(
