@@ -30,6 +30,8 @@ with warnings.catch_warnings():
 Array = npt.NDArray[np.float64]
 # lifetimes.datasets needs pkg_resources (gone from setuptools): read the file directly.
 CDNOW = Path(lifetimes.__file__).parent / "datasets" / "cdnow_customers_summary.csv"
+# The same customers' purchases (customer id, date, quantity, amount), January 1997 on.
+CDNOW_SAMPLE = Path(lifetimes.__file__).parent / "datasets" / "CDNOW_sample.txt"
 # Fader, Hardie and Lee (2005), "Counting your customers the easy way", section 5.
 PUBLISHED_BGNBD = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
 PUBLISHED_BGNBD_LL = -9582.4
@@ -205,6 +207,117 @@ def test_p_alive_and_expected_purchases_are_calibrated_on_simulated_customers(
     for chunk in np.array_split(np.argsort(predicted_future, kind="stable"), 10):
         error = float(future[chunk].std()) / math.sqrt(len(chunk))
         assert abs(future[chunk].mean() - predicted_future[chunk].mean()) <= 4 * error + 1e-9
+
+
+# --- Degenerate fits ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model", btyd.MODELS)
+def test_cdnow_fits_are_usable(model: btyd.Model, fitted: dict[str, btyd.Params]) -> None:
+    params = fitted[model]
+    assert params.degenerate_reason is None and not params.degenerate
+    assert params.usable
+    assert params.repeat_buyers == 2357 - 1411  # all but the one-time buyers
+
+
+def _cdnow_in_weeks_as_of(as_of: str) -> tuple[Array, Array, Array]:
+    """CDNOW_sample's customers as of the start of ``as_of``: x, t_x, T in weeks."""
+    lines = pd.read_csv(CDNOW_SAMPLE, sep=r"\s+", header=None, usecols=[0, 2], names=["id", "day"])
+    days = pd.to_datetime(lines["day"].astype(str), format="%Y%m%d")
+    seen = pd.DataFrame({"id": lines["id"], "day": days})[days < pd.Timestamp(as_of)]
+    by = seen.drop_duplicates().groupby("id")["day"].agg(["min", "max", "count"])
+    end = pd.Timestamp(as_of)
+    return (
+        (by["count"] - 1).to_numpy(dtype=np.float64),
+        ((by["max"] - by["min"]).dt.days / 7).to_numpy(dtype=np.float64),
+        ((end - by["min"]).dt.days / 7).to_numpy(dtype=np.float64),
+    )
+
+
+def test_the_first_three_weeks_of_cdnow_are_flagged_degenerate() -> None:
+    """The issue's case: a converged fit with a -> 0 (nobody ever drops out)."""
+    x, tx, T = _cdnow_in_weeks_as_of("1997-01-22")
+    assert int((x > 0).sum()) == 35
+    params = btyd.fit(x, tx, T)
+    assert params.converged  # converged says nothing of this
+    assert params.a < 1e-4 and params.a / (params.a + params.b) < btyd.DROPOUT_MEAN_BOUND
+    assert params.degenerate and not params.usable
+    assert params.repeat_buyers == 35
+    assert params.degenerate_reason is not None
+    assert "too few repeat buyers: 35 customers with frequency > 0, fewer than 100" in (
+        params.degenerate_reason
+    )
+    assert "dropout collapsed to 0" in params.degenerate_reason
+    # Without the minimum of repeat buyers, the collapse alone flags it.
+    alone = btyd.fit(x, tx, T, min_repeat_buyers=0)
+    assert alone.degenerate_reason is not None
+    assert alone.degenerate_reason.startswith("dropout collapsed to 0")
+    # Two months in, the same cohort fits well.
+    healthy = btyd.fit(*_cdnow_in_weeks_as_of("1997-03-01"))
+    assert healthy.usable and healthy.repeat_buyers >= btyd.MIN_REPEAT_BUYERS
+
+
+def test_a_handful_of_new_customers_run_to_the_boundary() -> None:
+    """Five customers a few days old: r and alpha run off together (every customer the
+    same rate) and a to 0, yet the optimizer reports convergence."""
+    params = btyd.fit([1, 0, 0, 2, 0], [2.0, 0.0, 0.0, 3.0, 0.0], [4.0, 5.0, 3.0, 5.0, 2.0])
+    assert params.converged and not params.usable
+    assert params.r > 1e3 and params.alpha > 1e3
+    reason = btyd.degeneracy(params, min_repeat_buyers=0)
+    assert reason is not None
+    assert reason.startswith("purchase rates collapsed to one value")
+    assert "dropout collapsed to 0" in reason
+
+
+def _fit_like(r: float, a: float, b: float, **kwargs: object) -> btyd.Params:
+    fields: dict[str, object] = {"converged": True, "n_customers": 1000, "repeat_buyers": 400}
+    return btyd.Params(r, 10.0, a, b, **(fields | kwargs))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("params", "reason"),
+    [
+        (_fit_like(0.5, 0.9, 1.6), None),
+        (_fit_like(99.0, 0.9, 1.6), None),  # 1/sqrt(99) = 0.1005
+        (_fit_like(101.0, 0.9, 1.6), "purchase rates collapsed to one value"),
+        (_fit_like(0.5, 0.0011, 1.0), None),
+        (_fit_like(0.5, 0.0009, 1.0), "dropout collapsed to 0"),
+        (_fit_like(0.5, 1.0, 0.0011), None),
+        (_fit_like(0.5, 1.0, 0.0009), "dropout collapsed to 1"),
+        # a + b large but the mean small: p still varies (coefficient of variation ~1).
+        (_fit_like(0.5, 1.0, 99.0), None),
+        (_fit_like(0.5, 5.0e5, 3.5e7), "dropout probabilities collapsed to one value"),
+        (_fit_like(0.5, 3.5e7, 5.0e5), "dropout probabilities collapsed to one value"),
+        (_fit_like(0.5, 0.9, 1.6, converged=False), "did not converge"),
+        (_fit_like(0.5, 0.9, 1.6, repeat_buyers=99), "too few repeat buyers: 99"),
+        (_fit_like(0.5, 0.9, 1.6, repeat_buyers=100), None),
+    ],
+)
+def test_degeneracy_criteria_at_their_bounds(params: btyd.Params, reason: str | None) -> None:
+    got = btyd.degeneracy(params)
+    if reason is None:
+        assert got is None
+    else:
+        assert got is not None and got.startswith(reason)
+
+
+def test_degeneracy_lists_every_reason_and_usable_needs_both() -> None:
+    reason = btyd.degeneracy(_fit_like(6000.0, 1e-7, 2.0, converged=False, repeat_buyers=3))
+    assert reason is not None
+    assert [part.split(":")[0].split(" (")[0] for part in reason.split("; ")] == [
+        "did not converge",
+        "too few repeat buyers",
+        "purchase rates collapsed to one value",
+        "dropout collapsed to 0",
+    ]
+    by_hand = btyd.Params(0.5, 6.0, 0.9, 1.6)  # not a fit: not degenerate, not usable either
+    assert not by_hand.degenerate and not by_hand.usable
+    with pytest.raises(ValueError, match="min_repeat_buyers must be a whole number >= 0"):
+        btyd.fit([1, 0], [2.0, 0.0], [5.0, 5.0], min_repeat_buyers=-1)
+    with pytest.raises(ValueError, match="repeat_buyers must be between 0 and n_customers"):
+        btyd.Params(0.5, 6.0, 0.9, 1.6, n_customers=10, repeat_buyers=11)
+    with pytest.raises(ValueError, match="degenerate_reason must be None or say why"):
+        btyd.Params(0.5, 6.0, 0.9, 1.6, degenerate_reason=" ")
 
 
 # --- Numerics ------------------------------------------------------------------------
