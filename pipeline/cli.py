@@ -20,6 +20,7 @@ from pipeline.errors import PipelineError
 from pipeline.ingest.run import ingest_date
 from pipeline.ingest.status import lake_status
 from pipeline.lake import Lake
+from pipeline.lifecycle.backtest import backtest
 from pipeline.lifecycle.quality import QualityOptions, detection_quality
 from pipeline.lifecycle.run import LifecycleReport, stage_date
 from pipeline.publish import PublishReport, publish_date
@@ -213,6 +214,22 @@ def quality(context: _Context, truth: Path, warmup_days: int, grace_days: int) -
     """Score danger detection against the demo's ground truth, next to a 90-day baseline."""
     options = QualityOptions(warmup_days=warmup_days, grace_days=grace_days)
     console.quality_report(detection_quality(context.settings(), truth, options))
+
+
+@cli.command(name="backtest")
+@click.option("--date", "day", type=ISO_DATE, required=True, help="The as-of (logical) date.")
+@click.option(
+    "--entry-window-days",
+    type=click.IntRange(min=1, max=366),
+    default=90,
+    show_default=True,
+    help="Danger entries of this many days up to the cut-off are judged.",
+)
+@click.pass_obj
+def backtest_command(context: _Context, day: date, entry_window_days: int) -> None:
+    """Judge the risks and stages of a past date (the date minus the risk horizon) by
+    what customers did next, next to recency, BG/NBD and a 90-day rule."""
+    console.backtest_report(backtest(context.settings(), day, entry_window_days))
 
 
 @cli.command()

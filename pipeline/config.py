@@ -252,57 +252,69 @@ class ClustersConfig(_Section):
 
 
 class LifecycleConfig(_Section):
-    """Stage rules; pipeline.example.toml and docs/lifecycle.md give the reasoning."""
+    """Stage rules and the risk model; pipeline.example.toml and docs/lifecycle.md give
+    the reasoning. No default is a number of days: horizons and waits are learned from
+    the shop's own rhythm, so the same defaults serve weekly and twice-a-year buyers."""
 
-    # Gap rule: danger when the days since the last purchase reach this multiple of the
-    # customer's expected gap between purchase days ...
-    danger_gap_multiple: float = Field(default=6.0, gt=1)
-    # ... and at least this many days ...
-    danger_min_gap_days: int = Field(default=21, ge=1)
-    # ... for customers with at least this many gaps of their own (a one-order customer
-    # has no rhythm to deviate from: returns and termination still apply).
-    gap_min_observed_gaps: int = Field(default=2, ge=0)
-    # Termination: no purchase for this multiple of the expected gap (and at least
-    # danger_min_gap_days beyond the danger threshold); danger unresolved for longer.
-    termination_gap_multiple: float = Field(default=8.0, gt=1)
-    # Interruption: no purchase for this many days, whatever the rhythm. At most the
-    # scoring window, so every other customer has a purchase in the window.
-    churn_horizon_days: int = Field(default=365, ge=28, le=378)
-    # The expected gap is the customer's own mean gap shrunk toward similar customers'
-    # by this many gaps' weight: a one-order customer gets the population's.
+    # The risk is the probability of no purchase within the horizon: this many days, or
+    # 0 to learn it: horizon_gap_multiple times the shop's median gap between purchase
+    # days (censoring-aware), in whole weeks.
+    horizon_days: int = Field(default=0, ge=0, le=366)
+    horizon_gap_multiple: float = Field(default=1.5, gt=0, le=20)
+    # Danger: the risk at which customers above it did not buy within the horizon with
+    # this precision on the newest backtest cut-off ...
+    danger_target_precision: float = Field(default=0.7, gt=0, lt=1)
+    # ... and termination: the same at this precision (danger was not repaired).
+    termination_target_precision: float = Field(default=0.9, gt=0, lt=1)
+    # Hysteresis: a customer in danger leaves it without buying only when the risk falls
+    # this far below the danger threshold (no flickering as the risk wobbles).
+    danger_exit_margin: float = Field(default=0.1, ge=0, lt=1)
+    # A one-time buyer leaves socialization (into danger) when their silence passes this
+    # share of the waits of customers who did come back for a second purchase.
+    socialization_percentile: float = Field(default=0.8, gt=0, le=1)
+    # Interruption: at the termination risk, and a silence longer than this share of the
+    # customer's gaps (or of returning customers' waits): the relationship has ended.
+    interruption_percentile: float = Field(default=0.99, gt=0, le=1)
+    # While the lake is too young to backtest, the rhythm percentile stands in for the
+    # risk, with these thresholds.
+    fallback_danger_percentile: float = Field(default=0.9, gt=0, lt=1)
+    fallback_termination_percentile: float = Field(default=0.98, gt=0, le=1)
+    # The backtest: up to this many cut-off dates, this many days apart (0: a quarter
+    # of the horizon, at least a week), each with at least a horizon of history before.
+    backtest_cutoffs: int = Field(default=12, ge=2, le=100)
+    backtest_step_days: int = Field(default=0, ge=0, le=366)
+    # Customers sampled for the rhythm and the risk model's fit (deterministic).
+    sample_size: int = Field(default=200_000, ge=1000)
+    # A new risk model (and rhythm) is fitted when the newest is this many days old;
+    # 0: only the first. The MBG/NBD model of P(alive) follows the same schedule.
+    refit_every_days: int = Field(default=7, ge=0, le=366)
+    # The expected gap is the customer's own mean gap shrunk toward the shop's median
+    # gap by this many gaps' weight: a one-order customer gets the shop's.
     prior_gaps: float = Field(default=2.0, ge=0)
-    # The population's gap is this quantile of repeat buyers' mean gaps.
-    population_gap_quantile: float = Field(default=0.75, gt=0, lt=1)
-    # Maturity: at least this many purchase days in the scoring window ...
+    # Maturity: at least this many purchase days in the scoring window, spend not rising.
     established_purchase_days: int = Field(default=4, ge=2)
-    # ... and a customer for at least this many days, spend not rising.
-    maturity_tenure_days: int = Field(default=180, ge=0)
     # The trailing window of the spend and returns signals.
     recent_days: int = Field(default=90, ge=14, le=366)
     # Rising spend keeps an established customer in growth: recent daily spend above
     # this multiple of their scoring-window rate.
     rising_spend_ratio: float = Field(default=1.5, gt=1)
-    # Spend decline: an established customer still buying (2+ purchase days in the recent
-    # window) whose spend per purchase day fell below this share of their usual (the
-    # scoring window's) is in danger (0 turns it off).
-    spend_decline_ratio: float = Field(default=0.0, ge=0, lt=1)
-    # Returns rule: a return within returns_within_days of the last purchase (at least
-    # returns_min_lines lines and returns_ratio of the recent window's purchases), then
-    # no purchase for returns_gap_multiple of the expected gap and at least
-    # returns_min_silence_days, is danger (returns_gap_multiple 0 turns it off).
+    # A return this soon after the last purchase, nothing bought since, is a grievance:
+    # a feature of the risk model and a reason shown on the alert.
     returns_within_days: int = Field(default=14, ge=0, le=366)
-    returns_gap_multiple: float = Field(default=0.5, ge=0)
-    returns_min_silence_days: int = Field(default=28, ge=0)
-    returns_ratio: float = Field(default=0.0, ge=0, le=1)
-    returns_min_lines: int = Field(default=1, ge=1)
     # The first date the lifecycle runs has no day before: customers already in danger
     # then are recorded, but alerted only if this is true (no flood on the first run).
     alert_on_first_run: bool = False
 
     @model_validator(mode="after")
     def _stages_are_ordered(self) -> LifecycleConfig:
-        if self.termination_gap_multiple <= self.danger_gap_multiple:
-            raise ValueError("termination_gap_multiple must exceed danger_gap_multiple")
+        if self.termination_target_precision < self.danger_target_precision:
+            raise ValueError(
+                "termination_target_precision must be at least danger_target_precision"
+            )
+        if self.fallback_termination_percentile < self.fallback_danger_percentile:
+            raise ValueError(
+                "fallback_termination_percentile must be at least fallback_danger_percentile"
+            )
         return self
 
 
@@ -494,8 +506,6 @@ class Settings(BaseSettings):
         # Late lines must land inside the window, or incremental scoring would miss them.
         if self.scoring.window_days <= late_span_days(self.ingest) + 1:
             raise ValueError("scoring.window_days must exceed ingest.late_tolerance_hours")
-        if self.lifecycle.churn_horizon_days > self.scoring.window_days:
-            raise ValueError("lifecycle.churn_horizon_days must not exceed scoring.window_days")
         if self.lifecycle.recent_days > self.scoring.window_days:
             raise ValueError("lifecycle.recent_days must not exceed scoring.window_days")
         return self

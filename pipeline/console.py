@@ -24,6 +24,7 @@ from pipeline.alerts import DeliveryReport
 from pipeline.demo.generate import GenerateSummary
 from pipeline.ingest.run import IngestReport
 from pipeline.ingest.status import LakeStatus
+from pipeline.lifecycle.backtest import BacktestReport
 from pipeline.lifecycle.quality import QualityReport
 from pipeline.lifecycle.run import LifecycleReport
 from pipeline.publish.run import PublishReport
@@ -214,9 +215,63 @@ def score_report(report: ScoreReport) -> None:
         out.print(table)
 
 
+def backtest_report(report: BacktestReport) -> None:
+    """The backtest's figures: the risk against its baselines, stages, danger entries."""
+    figures = report.figures
+    out.print(
+        f"Backtest as of {report.as_of_date}: what the pipeline said on {report.cutoff} "
+        f"(risk model of {report.model_version}, {report.risk_source}), judged by purchases "
+        f"in the {report.horizon_days} days after; {figures['customers']:,} customers, "
+        f"{_percent(figures['no_purchase_share'])} did not buy"
+    )
+    table = Table(title="Ranking customers who did not buy (AUC)", title_justify="left")
+    table.add_column("score", no_wrap=True)
+    table.add_column("AUC", justify="right")
+    for label, key in (
+        ("risk (this pipeline)", "risk_auc"),
+        ("recency alone", "recency_auc"),
+        ("frequency alone", "frequency_auc"),
+        ("BG/NBD expected purchases", "bgnbd_expected_purchases_auc"),
+    ):
+        value = figures.get(key)
+        table.add_row(label, "n/a" if value is None else f"{value:.3f}")
+    out.print(table)
+    stages = Table(title="Bought again within the horizon, by stage", title_justify="left")
+    for column in ("stage", "customers", "bought again", "mean risk"):
+        stages.add_column(column, justify="left" if column == "stage" else "right")
+    for row in report.stages:
+        stages.add_row(
+            str(row["stage"]),
+            f"{row['customers']:,}",
+            _percent(row["repurchase_rate"]),
+            f"{row['mean_risk']:.2f}",
+        )
+    out.print(stages)
+    entries = Table(title="Alarms in the 90 days up to the cut-off", title_justify="left")
+    for column in ("method", "alarms", "did not buy (precision)", "lost caught (recall)",
+                   "days ahead of 90-day rule"):  # fmt: skip
+        entries.add_column(column, justify="left" if column == "method" else "right")
+    for row in report.entries:
+        entries.add_row(
+            str(row["method"]),
+            f"{row['entries']:,}",
+            _percent(row["precision"]),
+            "n/a" if row["recall"] is None else _percent(row["recall"]),
+            f"{row['median_days_ahead_of_baseline']:+.0f}",
+        )
+    out.print(entries)
+
+
 def lifecycle_report(report: LifecycleReport) -> None:
     """Customers per stage, the day's moves and alerts."""
     first = " (first run: no day before, nothing alerted)" if report.first_run else ""
+    if report.risk_source == "model":
+        out.print(
+            f"Risk of no purchase within {report.horizon_days} days: the model of "
+            f"{report.risk_model_version}, learned by backtesting this shop's history"
+        )
+    else:
+        out.print(f"Risk: the rhythm percentile stands in ({report.risk_reason or 'no model yet'})")
     out.print(
         f"Lifecycle as of {report.as_of_date}{first}: {report.transitions:,} stage changes, "
         f"{report.alerts:,} {'customer' if report.alerts == 1 else 'customers'} entered danger"

@@ -5,7 +5,7 @@ the scoring window, condensed by (frequency, recency, T) in SQL, so the fit grow
 the number of distinct triples, not of customers. Recency and T come in days and are
 fitted in weeks (``FIT_TIME_UNIT``; ``alpha`` is then per week): :meth:`AliveModel.sql_params`
 gives the SQL, which counts days, ``alpha`` per day. It is refitted on the cluster
-model's schedule (``clusters.refit_every_days``) and versioned like it:
+model's schedule (``lifecycle.refit_every_days``, the risk model's) and versioned like it:
 ``paths.models/btyd/version=YYYY-MM-DD/params.json``. A date uses the newest usable
 version on or before it, so re-running a date reads the same parameters.
 
@@ -209,7 +209,7 @@ def alive_model(
     """
     store = AliveStore(settings.paths.models)
     current = store.newest_on_or_before(day)
-    every = settings.clusters.refit_every_days
+    every = settings.lifecycle.refit_every_days
     due = current is None or (every > 0 and (day - current.version).days >= every)
     if not due:
         return current

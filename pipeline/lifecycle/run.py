@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -9,6 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
 
 from pipeline import sql
 from pipeline.alerts import enqueue
@@ -17,12 +21,16 @@ from pipeline.config import Settings
 from pipeline.duck import connect, count_rows
 from pipeline.errors import NotScoredError
 from pipeline.lake import AS_OF_KEY, Lake, write_partition
-from pipeline.lifecycle.alive import NO_MODEL, alive_model
+from pipeline.lifecycle import judge
+from pipeline.lifecycle.alive import AliveModel, alive_model
+from pipeline.lifecycle.risk import RiskModel, features_params, risk_model_in_force
 from pipeline.lifecycle.seeds import action_lookups
 from pipeline.scoring.inputs import date_range, register_parquet
 from pipeline.scoring.run import CUSTOMER_SEGMENTS
 from pipeline.timing import Timings
 from pipeline.workspace import workspace
+
+log = logging.getLogger(__name__)
 
 CUSTOMER_LIFECYCLE = "customer_lifecycle"
 STAGE_TRANSITIONS = "stage_transitions"
@@ -47,7 +55,10 @@ class LifecycleReport:
     alerts: int
     alerts_file: Path
     queued: int  # alerts newly queued for delivery (0 without a channel, or on a re-run)
-    population_gap_days: float
+    risk_source: str  # "model", or "rhythm_fallback" while the lake is too young
+    risk_model_version: date
+    risk_reason: str  # why the fallback stands in ("" with a model)
+    horizon_days: int
     timings: dict[str, float]
 
 
@@ -74,10 +85,13 @@ def stage_date(settings: Settings, day: date) -> LifecycleReport:
         try:
             _register_inputs(con, settings, lake, day, segments, previous)
             params = _params(settings, day, first_run)
-            params |= _population(con, params)
             with timings.phase("alive_model"):
-                model = alive_model(con, settings, day, params)
-            params |= model.sql_params() if model else NO_MODEL
+                alive = alive_model(con, settings, day, params)
+            with timings.phase("risk_model"):
+                model, curve = risk_model_in_force(settings, day, alive)
+            params |= model.sql_params()
+            with timings.phase("risk"):
+                _register_risk(con, settings, day, model, curve, alive)
             lifecycle = lake.partition_file(CUSTOMER_LIFECYCLE, day, AS_OF_KEY)
             with timings.phase(CUSTOMER_LIFECYCLE):
                 write_partition(
@@ -95,6 +109,10 @@ def stage_date(settings: Settings, day: date) -> LifecycleReport:
             alerts = lake.partition_file(DANGER_ALERTS, day, AS_OF_KEY)
             with timings.phase("alerts_file"):
                 alerts_file = _write_alerts_file(con, settings.paths.alerts, day, alerts)
+            if model.version == day:
+                # On the model schedule: judge a horizon ago by what happened since.
+                with timings.phase("backtest"):
+                    _backtest_if_possible(settings, day)
             # Queued for the optional channels; re-running the date queues nothing twice.
             queued = enqueue(settings, day, alerts)
             return LifecycleReport(
@@ -105,7 +123,10 @@ def stage_date(settings: Settings, day: date) -> LifecycleReport:
                 alerts=count_rows(con, alerts),
                 alerts_file=alerts_file,
                 queued=queued,
-                population_gap_days=float(params["population_gap_days"]),
+                risk_source=model.source,
+                risk_model_version=model.version,
+                risk_reason=model.reason,
+                horizon_days=model.horizon_days,
                 timings=timings.seconds,
             )
         finally:
@@ -143,6 +164,14 @@ def _register_inputs(
         )
     else:
         register_parquet(con, "previous_customer_lifecycle", [str(previous)])
+    week_ago = lake.partition_file(CUSTOMER_LIFECYCLE, day - timedelta(days=7), AS_OF_KEY)
+    if week_ago.is_file():
+        register_parquet(con, "week_ago_customer_lifecycle", [str(week_ago)])
+    else:
+        con.execute(
+            "create or replace temp view week_ago_customer_lifecycle as"
+            " select null::varchar as customer_id, null::double as risk where false"
+        )
     master = lake.partition_file(CUSTOMER_MASTER, day)
     if master.is_file():
         register_parquet(con, CUSTOMER_MASTER, [str(master)])
@@ -164,31 +193,58 @@ def _params(settings: Settings, day: date, first_run: bool) -> dict[str, Any]:
         "alert_on_first_run": rules.alert_on_first_run,
         "window_days": settings.scoring.window_days,
         "recent_days": rules.recent_days,
-        "danger_gap_multiple": rules.danger_gap_multiple,
-        "danger_min_gap_days": rules.danger_min_gap_days,
-        "termination_gap_multiple": rules.termination_gap_multiple,
-        "churn_horizon_days": rules.churn_horizon_days,
-        "prior_gaps": rules.prior_gaps,
-        "population_gap_quantile": rules.population_gap_quantile,
         "established_purchase_days": rules.established_purchase_days,
-        "maturity_tenure_days": rules.maturity_tenure_days,
         "rising_spend_ratio": rules.rising_spend_ratio,
-        "spend_decline_ratio": rules.spend_decline_ratio,
-        "gap_min_observed_gaps": rules.gap_min_observed_gaps,
-        "returns_within_days": rules.returns_within_days,
-        "returns_min_silence_days": rules.returns_min_silence_days,
-        "returns_gap_multiple": rules.returns_gap_multiple,
-        "returns_ratio": rules.returns_ratio,
-        "returns_min_lines": rules.returns_min_lines,
-        # Without a single repeat buyer, a one-purchase customer is judged against the
-        # churn horizon: termination comes no later than interruption would.
-        "fallback_gap_days": rules.churn_horizon_days / rules.termination_gap_multiple,
+        "socialization_percentile": rules.socialization_percentile,
+        "interruption_percentile": rules.interruption_percentile,
     }
 
 
-def _population(con: duckdb.DuckDBPyConnection, params: dict[str, Any]) -> dict[str, Any]:
-    relation = sql.relation(con, "lifecycle/lifecycle_population", params)
-    return dict(zip(relation.columns, relation.fetchall()[0], strict=True))
+def _register_risk(
+    con: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    day: date,
+    model: RiskModel,
+    curve: pa.Table,
+    alive: AliveModel | None,
+) -> None:
+    """The views lifecycle_features and customer_risk: every buyer's features, their
+    risk under ``model``, and the BTYD model's expected purchases and P(alive)."""
+    con.register("gap_curve", curve)
+    sql.materialize(
+        con,
+        "lifecycle/lifecycle_features",
+        features_params(settings, day, model.population_gap_days),
+    )
+    features = con.table("lifecycle_features").to_arrow_table()
+    count = features.num_rows
+    expected = judge.expected_purchases(alive, features, model.horizon_days)
+    alive_share = judge.p_alive(alive, features)
+    risk = pa.table(
+        {
+            "customer_id": features.column("customer_id"),
+            "risk": pa.array(model.predict(features), pa.float64()),
+            "expected_purchases": _finite_or_null(expected, count),
+            "p_alive": _finite_or_null(alive_share, count),
+        }
+    )
+    con.register("customer_risk", risk)
+
+
+def _backtest_if_possible(settings: Settings, day: date) -> None:
+    from pipeline.lifecycle.backtest import backtest
+
+    try:
+        backtest(settings, day)
+    except NotScoredError as reason:  # a young lake: nothing staged a horizon ago yet
+        log.info("no backtest as of %s: %s", day, reason)
+
+
+def _finite_or_null(values: npt.NDArray[np.float64] | None, count: int) -> pa.Array:
+    """A BTYD figure per customer; null where there is no model or it is not finite."""
+    if values is None:
+        return pa.nulls(count, pa.float64())
+    return pa.array(values, pa.float64(), mask=~np.isfinite(values))
 
 
 def _write_alerts_file(

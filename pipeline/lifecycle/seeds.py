@@ -7,7 +7,7 @@ import duckdb
 from pipeline import sql
 
 _COLUMNS = {"rule": "varchar", "from_stage": "varchar", "action": "varchar"}
-RULES = ("gap", "spend_decline", "returns")
+RULES = ("gap", "returns")
 
 
 def action_lookups(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:

@@ -71,6 +71,9 @@ class ReportData:
     stage_flows: Rows
     danger_entries: Rows
     top_alerts: Rows
+    risk_model: dict[str, Any] | None = None  # the risk model in force: source, horizon, figures
+    backtest: Rows | None = None  # the newest risk_backtest partition up to the date
+    backtest_date: date | None = None
 
     @property
     def trend_start_date(self) -> date | None:
@@ -106,7 +109,11 @@ def collect(settings: Settings, day: date, con: duckdb.DuckDBPyConnection) -> Re
     profiles = (
         lake.partition_file(CLUSTER_PROFILES, model_version, MODEL_KEY) if model_version else None
     )
+    risk_model, backtest_date, backtest = _risk_figures(settings, con, lake, day)
     return ReportData(
+        risk_model=risk_model,
+        backtest=backtest,
+        backtest_date=backtest_date,
         as_of_date=day,
         previous_date=previous,
         trend_dates=trend_dates,
@@ -253,3 +260,32 @@ def _checks(con: duckdb.DuckDBPyConnection, settings: Settings, lake: Lake, day:
 def _rows(con: duckdb.DuckDBPyConnection, model: str, params: Mapping[str, Any]) -> Rows:
     relation = sql.relation(con, model, params)
     return [dict(zip(relation.columns, row, strict=True)) for row in relation.fetchall()]
+
+
+def _risk_figures(
+    settings: Settings, con: duckdb.DuckDBPyConnection, lake: Lake, day: date
+) -> tuple[dict[str, Any] | None, date | None, Rows | None]:
+    """The risk model in force on ``day`` and the newest backtest up to it."""
+    from pipeline.lifecycle.backtest import RISK_BACKTEST
+    from pipeline.lifecycle.risk import RiskStore
+
+    store = RiskStore(settings.paths.models)
+    version = store.newest_on_or_before(day)
+    model = None
+    if version is not None:
+        meta, _curve = store.load(version)
+        model = {
+            "version": meta.version,
+            "source": meta.source,
+            "reason": meta.reason,
+            "horizon_days": meta.horizon_days,
+            "danger_risk": meta.danger_risk,
+            "termination_risk": meta.termination_risk,
+            "figures": meta.figures,
+        }
+    dates = [d for d in lake.partition_dates(RISK_BACKTEST, AS_OF_KEY) if d <= day]
+    if not dates:
+        return model, None, None
+    relation = con.read_parquet(str(lake.partition_file(RISK_BACKTEST, dates[-1], AS_OF_KEY)))
+    rows = [dict(zip(relation.columns, row, strict=True)) for row in relation.fetchall()]
+    return model, dates[-1], rows

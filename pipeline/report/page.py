@@ -80,6 +80,7 @@ def render(
             _segments(data, drawn, top_share),
             _clusters(data, drawn),
             _lifecycle(data, drawn, options),
+            _risk(data),
             _run(data, drawn, timings),
         )
     )
@@ -96,7 +97,8 @@ def render(
 <h1>Customer report<small>as of {day}</small></h1>
 <nav><a href="index.html">All reports</a><a href="#alerts">Danger alerts</a>\
 <a href="#segments">Segments</a><a href="#clusters">Clusters</a>\
-<a href="#lifecycle">Lifecycle</a><a href="#run">The run</a></nav>
+<a href="#lifecycle">Lifecycle</a><a href="#risk">How right were alerts</a>\
+<a href="#run">The run</a></nav>
 </header>
 <main>
 {body}
@@ -333,6 +335,115 @@ def _lifecycle(data: ReportData, drawn: dict[str, Chart], options: ReportConfig)
         )
         + "</section>"
     )
+
+
+def _risk(data: ReportData) -> str:
+    """How the risk is made and how often alerts like today's were right on this shop."""
+    model = data.risk_model
+    if model is None:
+        return (
+            '<section id="risk"><h2>How right were alerts</h2><p>No risk model yet.</p></section>'
+        )
+    horizon = int(model["horizon_days"])
+    if model["source"] == "model":
+        lead = (
+            f"Each customer's risk is the chance of no purchase in the next {horizon} days, "
+            f"learned from this shop's own history (model of {model['version']}). A customer "
+            f"enters danger at a risk of {float(model['danger_risk']):.2f}: on the newest past "
+            "date it was tried on, customers at or above it did not buy in that time "
+            "at least as often as the configured precision."
+        )
+    else:
+        lead = (
+            "The lake is too young to learn the risk from its own history "
+            f"({model['reason'] or 'no backtest yet'}): until it is, a customer's risk is the "
+            "share of their usual gaps between purchases shorter than their current silence."
+        )
+    parts = [f'<section id="risk"><h2>How right were alerts</h2><p class="lead">{escape(lead)}</p>']
+    rows = data.backtest or []
+    if rows:
+        cutoff = rows[0]["cutoff_date"]
+        value = {(r["section"], r["name"], r["metric"]): r["value"] for r in rows}
+        parts.append(
+            f"<p>Backtest of {data.backtest_date}: what the pipeline said on {cutoff}, judged "
+            f"by what customers did in the {horizon} days after.</p>"
+        )
+        ranking = [
+            ("risk (this pipeline)", "risk_auc"),
+            ("days since the last purchase", "recency_auc"),
+            ("number of purchase days", "frequency_auc"),
+            ("BG/NBD expected purchases", "bgnbd_expected_purchases_auc"),
+        ]
+        parts.append(
+            "<h3>Ranking the customers who did not come back</h3>"
+            "<p>AUC: the chance that a customer who did not buy again ranks above one who "
+            "did (0.5 is a coin toss, 1 is perfect).</p>"
+            + _table(
+                [("score", False), ("AUC", True)],
+                [
+                    [(label, False), (_number(value.get(("risk", key, "value")), 3), True)]
+                    for label, key in ranking
+                ],
+            )
+        )
+        stage_rows = sorted(
+            {name for section, name, _metric in value if section == "stage"},
+            key=lambda name: [r["name"] for r in rows].index(name),
+        )
+        parts.append(
+            "<h3>Who came back, by the stage they were in</h3>"
+            + _table(
+                [
+                    ("stage on " + str(cutoff), False),
+                    ("customers", True),
+                    ("bought again", True),
+                    ("mean risk", True),
+                ],
+                [
+                    [
+                        (escape(name), False),
+                        (f"{int(value[('stage', name, 'customers')]):,}", True),
+                        (_percent(value[("stage", name, "repurchase_rate")]), True),
+                        (_number(value[("stage", name, "mean_risk")], 2), True),
+                    ]
+                    for name in stage_rows
+                ],
+            )
+        )
+        methods = sorted({name for section, name, _metric in value if section == "entries"})
+        parts.append(
+            "<h3>Alarms in the 90 days before</h3><p>Precision: the share of alarmed customers "
+            f"who then did not buy for {horizon} days. Recall: the share of the customers lost "
+            "since (active 90 days before, no purchase after) who were alarmed. Days ahead: "
+            "how much earlier than a fixed 90-day silence rule.</p>"
+            + _table(
+                [
+                    ("alarm", False),
+                    ("alarms", True),
+                    ("precision", True),
+                    ("recall", True),
+                    ("days ahead of the 90-day rule", True),
+                ],
+                [
+                    [
+                        ("danger entries" if name == "danger_entries" else escape(name), False),
+                        (f"{int(value[('entries', name, 'entries')]):,}", True),
+                        (_percent(value.get(("entries", name, "precision"))), True),
+                        (_percent(value.get(("entries", name, "recall"))), True),
+                        (
+                            _number(
+                                value.get(("entries", name, "median_days_ahead_of_baseline")), 0
+                            ),
+                            True,
+                        ),
+                    ]
+                    for name in methods
+                ],
+            )
+        )
+    else:
+        parts.append("<p>No backtest yet: it needs a horizon's worth of staged history.</p>")
+    return "".join(parts) + "</section>"
 
 
 def _run(data: ReportData, drawn: dict[str, Chart], timings: dict[str, float] | None) -> str:

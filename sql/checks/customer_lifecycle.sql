@@ -29,8 +29,12 @@ counts as (
             as danger_without_entry_date,
         count(*) filter (where stage_since > $as_of_date::date) as stage_since_in_future,
         count(*) filter (where last_purchase_date > $as_of_date::date) as purchase_in_future,
-        count(*) filter (where danger_after_days >= termination_after_days)
-            as thresholds_not_ordered,
+        count(*) filter (where risk < 0 or risk > 1) as risk_out_of_range,
+        count(*) filter (where last_purchase_date is not null and risk is null)
+            as buyer_without_risk,
+        count(*) filter (where rhythm_percentile < 0 or rhythm_percentile > 1)
+            as rhythm_percentile_out_of_range,
+        count(*) filter (where expected_purchases < 0) as expected_purchases_negative,
 
     from lifecycle
 

@@ -1,20 +1,44 @@
 -- Every known customer's lifecycle stage as of $as_of_date: the lake's customer_lifecycle
 -- table, one partition per as_of_date. Grain: one row per customer known by the date
 -- (a buyer, or a prospect from the customer master).
--- Inputs (views): customer_segments (as of the date), customer_days (the exports of
--- the $recent_days window), previous_customer_lifecycle (the day before; empty on the
--- first run) and customer_master (the date's master rows; empty without a master).
--- Rules, in order (the first that holds wins): no purchase = prospect; no purchase for
--- $churn_horizon_days = interruption; a gap of termination_after_days = termination;
--- a danger rule = danger; one purchase day (or none since a win-back) = socialization;
--- established and not rising = maturity; otherwise growth. docs/lifecycle.md explains
--- each threshold.
+-- Inputs (views): lifecycle_features (lifecycle_features.sql on the date's segments),
+-- customer_risk (each buyer's risk of no purchase within $horizon_days and expected
+-- purchases, from the risk model in force), week_ago_customer_lifecycle (the partition
+-- of 7 days before, empty if none), previous_customer_lifecycle (the day before; empty
+-- on the first run) and customer_master (the date's master rows; empty without one).
+-- Rules, in order (the first that holds wins), docs/lifecycle.md explains each:
+--   prospect       no purchase yet;
+--   interruption   from danger: the silence is past $interruption_percentile of the
+--                  customer's rhythm and the risk at the termination level (or still
+--                  interrupted: only a purchase ends it);
+--   termination    from danger: risk >= $termination_risk (or still terminated);
+--   socialization  back after termination or interruption (a win-back);
+--   danger         from an active stage: a repeat buyer's risk >= $danger_risk, a one-time
+--                  buyer whose silence passed $socialization_percentile of returning
+--                  customers' waits (or whose only purchase was followed by a return and
+--                  the risk is high); or in danger yesterday, no purchase since, risk
+--                  still >= $danger_exit_risk;
+--   socialization  one purchase day (or none since a win-back);
+--   maturity       $established_purchase_days purchase days in the window, spend not rising;
+--   growth         any other repeat buyer.
 
 with
 
-segments as (
+features as (
 
-    select * from customer_segments
+    select * from lifecycle_features
+
+),
+
+risk as (
+
+    select * from customer_risk
+
+),
+
+week_ago as (
+
+    select customer_id, risk from week_ago_customer_lifecycle
 
 ),
 
@@ -35,28 +59,9 @@ master as (
 
 ),
 
-recent as (
-
-    select
-        customer_id,
-        sum(sale_amount)::decimal(18, 2) as recent_sale_amount,
-        sum(returned_amount)::decimal(18, 2) as recent_returned_amount,
-        sum(return_lines)::integer as recent_return_lines,
-        count(distinct activity_date) filter (where sale_lines > 0)::integer
-            as recent_purchase_days,
-        sum(net_amount)::decimal(18, 2) as recent_net_amount,
-        max(activity_date) filter (where return_lines > 0) as last_return_date,
-
-    from customer_days
-    where activity_date > $as_of_date::date - $recent_days::integer
-        and export_date <= $as_of_date::date
-    group by customer_id
-
-),
-
 known as (
 
-    select customer_id from segments
+    select customer_id from features
     union
     select customer_id from previous
     union
@@ -64,89 +69,28 @@ known as (
 
 ),
 
-features as (
+joined as (
 
     select
         known.customer_id,
         coalesce(master.signup_date, previous.signup_date) as signup_date,
-        segments.first_purchase_date,
-        segments.last_purchase_date,
-        $as_of_date::date - segments.last_purchase_date as days_since_last_purchase,
-        coalesce(segments.frequency, 0) as window_purchase_days,
-        segments.tenure_days,
-        -- Gaps seen: all purchases inside the window, or spread from the window's start.
-        case
-            when segments.first_purchase_date > $as_of_date::date - $window_days::integer
-                then segments.frequency - 1
-            else segments.frequency
-        end as observed_gaps,
-        case
-            when segments.first_purchase_date > $as_of_date::date - $window_days::integer
-                then segments.last_purchase_date - segments.first_purchase_date
-            else segments.last_purchase_date - ($as_of_date::date - $window_days::integer)
-        end as observed_span_days,
-        coalesce(segments.monetary, 0)::decimal(18, 2) as window_net_amount,
-        coalesce(recent.recent_sale_amount, 0)::decimal(18, 2) as recent_sale_amount,
-        coalesce(recent.recent_returned_amount, 0)::decimal(18, 2) as recent_returned_amount,
-        coalesce(recent.recent_return_lines, 0) as recent_return_lines,
-        coalesce(recent.recent_purchase_days, 0) as recent_purchase_days,
-        (coalesce(segments.monetary, 0) + coalesce(segments.returned_amount, 0))::decimal(18, 2)
-            as window_sale_amount,
-        coalesce(recent.recent_net_amount, 0)::decimal(18, 2) as recent_net_amount,
-        recent.last_return_date,
+        features.* exclude (customer_id),
+        risk.risk,
+        risk.expected_purchases,
+        risk.p_alive,
+        week_ago.risk as risk_week_ago,
         previous.stage as previous_stage,
         previous.stage_since as previous_stage_since,
         previous.last_purchase_date as previous_last_purchase_date,
         previous.won_back_on as previous_won_back_on,
         previous.danger_entered_on as previous_danger_entered_on,
-        segments.segment,
-        segments.cluster_id,
-        segments.cluster_name,
 
     from known
-    left join segments on known.customer_id = segments.customer_id
+    left join features on known.customer_id = features.customer_id
+    left join risk on known.customer_id = risk.customer_id
+    left join week_ago on known.customer_id = week_ago.customer_id
     left join previous on known.customer_id = previous.customer_id
     left join master on known.customer_id = master.customer_id
-
-    left join recent on known.customer_id = recent.customer_id
-
-),
-
-thresholds as (
-
-    select
-        *,
-        -- The customer's own mean gap, shrunk toward similar customers' by $prior_gaps
-        -- gaps: a one-purchase customer gets the population's, a regular buyer their own.
-        coalesce(
-            (observed_span_days + $prior_gaps * $population_gap_days)
-                / nullif(observed_gaps + $prior_gaps, 0),
-            $population_gap_days
-        )::double as expected_gap_days,
-        observed_span_days / nullif(observed_gaps, 0)::double as own_gap_days,
-        -- P(alive) of the MBG/NBD model in force (bound $alive_*), on the same
-        -- observation as the expected gap: frequency = observed gaps, recency = their
-        -- span, T = the days observed (lifecycle/alive_inputs.sql fits on the same).
-        case
-            when $has_alive_model and last_purchase_date is not null then 1.0 / (
-                1.0 + exp(
-                    ln($alive_a / ($alive_b + observed_gaps))
-                    + ($alive_r + observed_gaps) * ln(
-                        ($alive_alpha + least(tenure_days, $window_days::integer))
-                        / ($alive_alpha + greatest(observed_span_days, 0))
-                    )
-                )
-            )
-        end as p_alive,
-        -- Daily spend rates: the recent window against the scoring window (or tenure).
-        recent_net_amount / $recent_days::double as recent_daily_spend,
-        window_net_amount / least(tenure_days + 1, $window_days)::double
-            as window_daily_spend,
-        -- Spend per purchase day (the basket), recent against the scoring window.
-        recent_sale_amount / nullif(recent_purchase_days, 0)::double as recent_basket,
-        window_sale_amount / nullif(window_purchase_days, 0)::double as window_basket,
-
-    from features
 
 ),
 
@@ -154,59 +98,20 @@ signals as (
 
     select
         *,
-        greatest($danger_gap_multiple * expected_gap_days, $danger_min_gap_days)
-            as danger_after_days,
-        greatest(
-            $termination_gap_multiple * expected_gap_days,
-            greatest($danger_gap_multiple * expected_gap_days, $danger_min_gap_days)
-                + $danger_min_gap_days
-        ) as termination_after_days,
-        -- A quick return (within $returns_within_days of the last purchase: faulty, not
-        -- as described), then silence: no purchase since, for $returns_gap_multiple of
-        -- the expected gap and at least $returns_min_silence_days.
-        $returns_gap_multiple > 0
-            and recent_return_lines >= $returns_min_lines
-            and recent_returned_amount >= $returns_ratio * greatest(recent_sale_amount, 0)
-            and last_return_date >= last_purchase_date
-            and last_return_date - last_purchase_date <= $returns_within_days
-            and days_since_last_purchase >= greatest(
-                $returns_gap_multiple * expected_gap_days, $returns_min_silence_days
-            )
-            as returns_signal,
-        -- Spend decline: still buying, but baskets shrank against their own usual.
-        $spend_decline_ratio > 0
-            and window_purchase_days >= $established_purchase_days
-            and tenure_days >= 2 * $recent_days
-            and recent_purchase_days >= 2
-            and recent_basket < $spend_decline_ratio * window_basket
-            as spend_decline_signal,
+        -- Daily spend rates: the recent window against the scoring window (or tenure).
         window_purchase_days >= $established_purchase_days
-            and recent_daily_spend > $rising_spend_ratio * window_daily_spend
+            and recent_net_amount / $recent_days::double > $rising_spend_ratio
+                * window_net_amount / least(tenure_days + 1, $window_days)::double
             as rising_spend,
-
-    from thresholds
-
-),
-
-rules as (
-
-    select
-        *,
-        days_since_last_purchase >= danger_after_days
-            and observed_gaps >= $gap_min_observed_gaps as gap_signal,
-        nullif(
-            concat_ws(
-                ',',
-                case
-                    when days_since_last_purchase >= danger_after_days
-                        and observed_gaps >= $gap_min_observed_gaps
-                        then 'gap'
-                end,
-                case when spend_decline_signal then 'spend_decline' end,
-                case when returns_signal then 'returns' end
-            ),
-            ''
-        ) as danger_rules,
+        coalesce(risk >= $danger_risk, false) as risk_signal,
+        -- Danger is entered from an active stage (any stage on the first run); the
+        -- relationship ends (termination, interruption) only after danger.
+        $first_run or previous_stage in ('socialization', 'growth', 'maturity', 'danger')
+            as may_enter_danger,
+        $first_run or previous_stage = 'danger' as may_end,
+        coalesce(
+            observed_gaps = 0 and rhythm_percentile >= $socialization_percentile, false
+        ) as overdue_signal,
         previous_last_purchase_date is null
             or last_purchase_date > previous_last_purchase_date as purchased_since,
         -- A purchase after termination or interruption wins the customer back.
@@ -217,6 +122,28 @@ rules as (
             else previous_won_back_on
         end as won_back_on,
 
+    from joined
+
+),
+
+rules as (
+
+    select
+        *,
+        -- The risk model speaks for repeat buyers; a one-time buyer is judged by the
+        -- wait for a second purchase, unless a return follows their only purchase.
+        risk_signal and (observed_gaps > 0 or returned_after_last_purchase) as danger_signal,
+        nullif(
+            concat_ws(
+                ',',
+                case when risk_signal and (observed_gaps > 0 or returned_after_last_purchase)
+                    then 'risk' end,
+                case when overdue_signal then 'second_purchase_overdue' end,
+                case when returned_after_last_purchase then 'returns' end
+            ),
+            ''
+        ) as signals_seen,
+
     from signals
 
 ),
@@ -225,26 +152,23 @@ staged as (
 
     select
         *,
-        -- Only a purchase ends danger, termination or interruption: thresholds move
-        -- a little every day (the window slides), and a customer must not flicker
-        -- between stages without doing anything.
+        -- Only a purchase ends termination or interruption; danger ends with a purchase
+        -- or when the risk falls below $danger_exit_risk (hysteresis: no flickering).
         case
             when last_purchase_date is null then 'prospect'
-            when days_since_last_purchase >= $churn_horizon_days
-                or (previous_stage = 'interruption' and not purchased_since)
-                then 'interruption'
-            when days_since_last_purchase >= termination_after_days
-                or (previous_stage = 'termination' and not purchased_since)
-                then 'termination'
+            when previous_stage = 'interruption' and not purchased_since then 'interruption'
+            when may_end and rhythm_percentile >= $interruption_percentile
+                and risk >= $termination_risk then 'interruption'
+            when previous_stage = 'termination' and not purchased_since then 'termination'
+            when may_end and risk >= $termination_risk then 'termination'
             -- Back after termination or interruption: a new relationship starts.
             when previous_stage in ('termination', 'interruption') then 'socialization'
-            when danger_rules is not null
-                or (previous_stage = 'danger' and not purchased_since)
-                then 'danger'
+            when may_enter_danger and (danger_signal or overdue_signal) then 'danger'
+            when previous_stage = 'danger' and not purchased_since
+                and coalesce(risk >= $danger_exit_risk, false) then 'danger'
             when first_purchase_date = last_purchase_date
                 or last_purchase_date = won_back_on then 'socialization'
             when window_purchase_days >= $established_purchase_days
-                and tenure_days >= $maturity_tenure_days
                 and not rising_spend then 'maturity'
             else 'growth'
         end as stage,
@@ -263,60 +187,62 @@ final as (
         previous_stage,
         case stage
             when 'prospect' then 'signed up, no purchase yet'
-            when 'interruption' then format(
-                'no purchase for {} days (churn horizon {} days)',
-                days_since_last_purchase, $churn_horizon_days::integer
-            )
-            when 'termination' then format(
-                'no purchase for {} days, {:.1f}x the expected gap of {:.0f} days',
-                days_since_last_purchase,
-                days_since_last_purchase / expected_gap_days,
-                expected_gap_days
-            )
-            when 'danger' then coalesce(nullif(concat_ws(
-                '; ',
-                case when gap_signal then format(
-                    'no purchase for {} days, {:.1f}x the expected gap of {:.0f} days',
-                    days_since_last_purchase,
-                    days_since_last_purchase / expected_gap_days,
-                    expected_gap_days
-                ) end,
-                case when spend_decline_signal then format(
-                    'spent {:.0f} per purchase day in the last {} days, {:.0f}% of the usual {:.0f}',
-                    recent_basket,
-                    $recent_days::integer,
-                    100 * recent_basket / window_basket,
-                    window_basket
-                ) end,
-                case when returns_signal then format(
-                    'returned {:.2f} of {:.2f} bought in the last {} days (last return {}),'
-                    || ' no purchase since {} ({} days)',
-                    recent_returned_amount::double,
-                    recent_sale_amount::double,
-                    $recent_days::integer,
-                    last_return_date,
-                    last_purchase_date,
-                    days_since_last_purchase
-                ) end
-            ), ''), format('no purchase since {}', last_purchase_date))
             when 'socialization' then case
                 when last_purchase_date = won_back_on
                     then format('won back on {}', won_back_on)
-                else format('first purchase on {}', first_purchase_date)
+                else format(
+                    'first purchase on {}; {:.0f}% of returning customers had come back by now',
+                    first_purchase_date, 100 * rhythm_percentile
+                )
             end
             when 'maturity' then format(
-                'established: {} purchase days in the window, a customer for {} days',
-                window_purchase_days, tenure_days
+                'established: {} purchase days in the window; risk {:.2f}',
+                window_purchase_days, risk
             )
-            else case
-                when rising_spend then 'repeat buyer, spend rising'
-                else format('repeat buyer, {} purchase days in the window', window_purchase_days)
+            when 'growth' then case
+                when rising_spend then format('repeat buyer, spend rising; risk {:.2f}', risk)
+                else format(
+                    'repeat buyer, {} purchase days in the window; risk {:.2f}',
+                    window_purchase_days, risk
+                )
             end
+            else concat_ws(
+                '; ',
+                format('no purchase for {} days', days_since_last_purchase),
+                case
+                    when observed_gaps = 0 then format(
+                        '{:.0f} in 10 customers who came back for a second purchase had done so by now',
+                        10 * rhythm_percentile
+                    )
+                    else format(
+                        '{:.0f} in 10 of this customer''s gaps were shorter (usual gap {:.0f} days)',
+                        10 * rhythm_percentile, expected_gap_days
+                    )
+                end,
+                format('risk {:.2f}', risk)
+                    || case
+                        when risk_week_ago is not null
+                            then format(
+                                ', {} from {:.2f} a week ago',
+                                case when risk >= risk_week_ago then 'up' else 'down' end,
+                                risk_week_ago
+                            )
+                        else ''
+                    end,
+                case
+                    when returned_after_last_purchase then format(
+                        'returned {:.2f} on {}, {} days after the last purchase',
+                        recent_returned_amount::double,
+                        last_return_date,
+                        last_return_date - last_purchase_date
+                    )
+                end
+            )
         end as stage_reason,
-        danger_rules,
+        case when stage = 'danger' then signals_seen end as danger_rules,
         case
-            when stage in ('danger', 'termination')
-                and previous_stage in ('danger', 'termination')
+            when stage in ('danger', 'termination', 'interruption')
+                and previous_stage in ('danger', 'termination', 'interruption')
                 then previous_danger_entered_on
             when stage = 'danger' then $as_of_date::date
         end as danger_entered_on,
@@ -325,12 +251,17 @@ final as (
         first_purchase_date,
         last_purchase_date,
         days_since_last_purchase,
-        window_purchase_days::integer as window_purchase_days,
-        observed_gaps::integer as observed_gaps,
-        round(own_gap_days, 2) as own_gap_days,
-        round(expected_gap_days, 2) as expected_gap_days,
-        round(danger_after_days, 2) as danger_after_days,
-        round(termination_after_days, 2) as termination_after_days,
+        window_purchase_days,
+        observed_gaps,
+        own_gap_days,
+        expected_gap_days,
+        silence_in_gaps,
+        rhythm_percentile,
+        round(risk, 4) as risk,
+        round(risk_week_ago, 4) as risk_week_ago,
+        $risk_source::varchar as risk_source,
+        $horizon_days::integer as horizon_days,
+        round(expected_purchases, 4) as expected_purchases,
         round(p_alive, 4) as p_alive,
         window_net_amount,
         recent_sale_amount,

@@ -4,6 +4,7 @@
 -- new episode on another date, so gets a new alert_id.
 -- Inputs: the view customer_lifecycle (the date's partition) and the bound lists of
 -- the seed danger_actions ($action_keys 'rule|from_stage', $action_texts).
+-- Priority: value at risk (trailing 12-month spend) times the risk.
 
 with
 
@@ -17,11 +18,10 @@ entries as (
 
     select
         *,
-        -- The rule an action is chosen by: returns first (a concrete grievance), then
-        -- falling spend, then the gap.
+        -- The action is chosen by the signal: returns first (a concrete grievance),
+        -- then an overdue second purchase or a rising risk (the silence).
         case
             when danger_rules like '%returns%' then 'returns'
-            when danger_rules like '%spend_decline%' then 'spend_decline'
             else 'gap'
         end as action_rule,
 
@@ -43,12 +43,15 @@ final as (
         stage_reason as reason,
         days_since_last_purchase,
         expected_gap_days,
-        danger_after_days,
+        rhythm_percentile,
+        risk,
+        risk_week_ago,
+        horizon_days,
+        expected_purchases,
         window_purchase_days,
         recent_net_amount,
         recent_returned_amount,
         recent_return_lines,
-        p_alive,
         -- Trailing 12-month net spend: what the retailer stands to lose.
         greatest(window_net_amount, 0)::decimal(18, 2) as value_at_risk,
         segment,
@@ -60,7 +63,9 @@ final as (
             ],
             $action_texts[list_position($action_keys, action_rule || '|*')]
         )::varchar as suggested_action,
-        row_number() over (order by window_net_amount desc, customer_id)::integer as priority,
+        row_number() over (
+            order by greatest(window_net_amount, 0) * risk desc, customer_id
+        )::integer as priority,
 
     from entries
 

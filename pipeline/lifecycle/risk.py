@@ -1,0 +1,486 @@
+"""Each customer's risk of not buying again within a horizon, learned from the lake.
+
+The model is fitted on the model schedule (``lifecycle.refit_every_days``) by
+backtesting the retailer's own history: at past cut-off dates D' <= D - H, every
+customer's features as of D' (``sql/lifecycle/lifecycle_features.sql`` on the segments
+of D', the same query the daily step runs) are labelled with whether they bought in
+(D', D' + H] (``sql/lifecycle/risk_labels.sql``). A gradient-boosted classifier with
+monotone constraints (more silence never lowers the risk, more purchases never raise
+it), calibrated by isotonic regression, is fitted on the older cut-offs and judged on
+the newest one; the danger and termination thresholds are chosen on that judgement to
+meet the configured precisions. The model judged is the model used.
+
+With too little history to backtest (a young lake), the risk falls back to the rhythm
+percentile (the share of the customer's gaps shorter than the current silence), with
+fixed documented thresholds; ``risk_source`` says which one a row used.
+
+Versions live under ``paths.models/risk/version=YYYY-MM-DD/``: ``model.json`` (the
+horizon, thresholds, figures), ``estimator.pkl`` (the classifier) and ``gap_curve.parquet``
+(the rhythm). A date uses the newest version on or before it, so re-running a date
+reads the same model and writes the same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import pickle
+from dataclasses import asdict, dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import duckdb
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.parquet as pq
+from threadpoolctl import threadpool_limits
+
+from pipeline import sql
+from pipeline.config import Settings, late_span_days
+from pipeline.lake import AS_OF_KEY, Lake
+from pipeline.lifecycle import rhythm as rhythm_model
+from pipeline.scoring.inputs import date_range, register_parquet
+
+log = logging.getLogger(__name__)
+
+Source = Literal["model", "rhythm_fallback"]
+CUSTOMER_SEGMENTS = "customer_segments"
+CUSTOMER_DAYS = "customer_days"
+_VERSION_PREFIX = "version="
+# Feature name -> monotone direction of the risk (+1 rises with it, -1 falls, 0 free).
+FEATURES: dict[str, int] = {
+    "days_since_last_purchase": 1,
+    "window_purchase_days": -1,
+    "log_window_net_amount": -1,
+    "tenure_days": 0,
+    "recent_purchase_days": -1,
+    "silence_in_gaps": 1,
+    "rhythm_percentile": 1,
+    "returned_after_last_purchase": 1,
+    "recent_return_share": 1,
+}
+
+
+@dataclass(frozen=True)
+class RiskModel:
+    """The risk model in force: its horizon, thresholds and how it was judged."""
+
+    version: date
+    source: Source
+    horizon_days: int
+    population_gap_days: float
+    danger_risk: float
+    danger_exit_risk: float
+    termination_risk: float
+    figures: dict[str, Any] = field(default_factory=dict)
+    reason: str = ""
+    estimator: Any = None
+
+    def sql_params(self) -> dict[str, Any]:
+        return {
+            "horizon_days": self.horizon_days,
+            "population_gap_days": self.population_gap_days,
+            "danger_risk": self.danger_risk,
+            "danger_exit_risk": self.danger_exit_risk,
+            "termination_risk": self.termination_risk,
+            "risk_source": self.source,
+        }
+
+    def predict(self, features: pa.Table) -> npt.NDArray[np.float64]:
+        """The risk of each row of a lifecycle_features table."""
+        if self.source == "rhythm_fallback" or self.estimator is None:
+            return np.asarray(
+                features.column("rhythm_percentile").to_numpy(zero_copy_only=False),
+                dtype=np.float64,
+            )
+        if features.num_rows == 0:
+            return np.zeros(0, dtype=np.float64)
+        proba = self.estimator.predict_proba(feature_matrix(features))[:, 1]
+        return np.asarray(proba, dtype=np.float64)
+
+
+def feature_matrix(features: pa.Table) -> npt.NDArray[np.float64]:
+    """The model's inputs, one column per FEATURES entry, from lifecycle_features rows."""
+
+    def column(name: str) -> npt.NDArray[np.float64]:
+        values = features.column(name).to_numpy(zero_copy_only=False)
+        return np.asarray(values, dtype=np.float64)
+
+    sale = column("recent_sale_amount")
+    derived = {
+        "log_window_net_amount": np.log1p(np.maximum(column("window_net_amount"), 0.0)),
+        "recent_return_share": np.divide(
+            column("recent_returned_amount"), sale, out=np.zeros_like(sale), where=sale > 0
+        ),
+    }
+    return np.column_stack(
+        [derived[name] if name in derived else column(name) for name in FEATURES]
+    )
+
+
+class RiskStore:
+    """Fitted versions under ``paths.models/risk``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root / "risk"
+
+    def folder(self, version: date) -> Path:
+        return self.root / f"{_VERSION_PREFIX}{version.isoformat()}"
+
+    def versions(self) -> list[date]:
+        if not self.root.is_dir():
+            return []
+        return sorted(
+            date.fromisoformat(path.name.removeprefix(_VERSION_PREFIX))
+            for path in self.root.iterdir()
+            if path.name.startswith(_VERSION_PREFIX) and (path / "model.json").is_file()
+        )
+
+    def newest_on_or_before(self, day: date) -> date | None:
+        versions = [version for version in self.versions() if version <= day]
+        return versions[-1] if versions else None
+
+    def load(self, version: date) -> tuple[RiskModel, pa.Table]:
+        folder = self.folder(version)
+        meta = json.loads((folder / "model.json").read_text(encoding="utf-8"))
+        estimator = None
+        if meta["source"] == "model":
+            with (folder / "estimator.pkl").open("rb") as handle:
+                estimator = pickle.load(handle)  # the pipeline's own file
+        model = RiskModel(
+            version=date.fromisoformat(meta["version"]),
+            source=meta["source"],
+            horizon_days=int(meta["horizon_days"]),
+            population_gap_days=float(meta["population_gap_days"]),
+            danger_risk=float(meta["danger_risk"]),
+            danger_exit_risk=float(meta["danger_exit_risk"]),
+            termination_risk=float(meta["termination_risk"]),
+            figures=meta["figures"],
+            reason=meta["reason"],
+            estimator=estimator,
+        )
+        return model, pq.read_table(folder / "gap_curve.parquet")
+
+    def save(self, model: RiskModel, curve: pa.Table) -> None:
+        """Write a version; model.json last, so a version without it does not exist."""
+        folder = self.folder(model.version)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "model.json").unlink(missing_ok=True)
+        pq.write_table(curve, folder / "gap_curve.parquet")
+        if model.estimator is not None:
+            _write_atomically(folder / "estimator.pkl", pickle.dumps(model.estimator))
+        meta = asdict(model) | {"version": model.version.isoformat()}
+        meta.pop("estimator")
+        text = json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n"
+        _write_atomically(folder / "model.json", text.encode("utf-8"))
+
+
+def _write_atomically(target: Path, data: bytes) -> None:
+    partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    with partial.open("wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(partial, target)
+
+
+def risk_model_in_force(settings: Settings, day: date, alive: Any) -> tuple[RiskModel, pa.Table]:
+    """The newest version on or before ``day``, or a new fit when one is due.
+
+    ``alive`` is the BTYD model in force (or None): the backtest's BG/NBD baseline.
+    """
+    store = RiskStore(settings.paths.models)
+    current = store.newest_on_or_before(day)
+    every = settings.lifecycle.refit_every_days
+    due = current is None or (every > 0 and (day - current).days >= every)
+    if current is not None and not due:
+        return store.load(current)
+    if current == day:
+        return store.load(current)
+    model, curve = fit(settings, day, alive)
+    store.save(model, curve)
+    return model, curve
+
+
+def fit(settings: Settings, day: date, alive: Any) -> tuple[RiskModel, pa.Table]:
+    """Fit the rhythm and the risk model as of ``day`` from the lake's history."""
+    rules = settings.lifecycle
+    lake = Lake(settings.paths.lake)
+    con = duckdb.connect()
+    try:
+        days_files = [
+            str(path)
+            for path in lake.existing_partitions(CUSTOMER_DAYS, lake.partition_dates(CUSTOMER_DAYS))
+        ]
+        days_files = [path for path in days_files if _export_date(path) <= day]
+        if not days_files:
+            raise ValueError(f"no {CUSTOMER_DAYS} up to {day}")
+        register_parquet(con, CUSTOMER_DAYS, days_files)
+        rhythm = _fit_rhythm(con, settings, day)
+        curve = rhythm.curve_table()
+        con.register("gap_curve", curve)
+        horizon = (
+            rules.horizon_days
+            if rules.horizon_days > 0
+            else rhythm_model.horizon_days(rhythm, rules.horizon_gap_multiple)
+        )
+        fallback = RiskModel(
+            version=day,
+            source="rhythm_fallback",
+            horizon_days=horizon,
+            population_gap_days=rhythm.population_gap_days,
+            danger_risk=rules.fallback_danger_percentile,
+            danger_exit_risk=max(rules.fallback_danger_percentile - rules.danger_exit_margin, 0),
+            termination_risk=rules.fallback_termination_percentile,
+            figures=_rhythm_figures(rhythm),
+        )
+        cutoffs = _cutoffs(settings, lake, day, horizon)
+        if len(cutoffs) < 2:
+            reason = (
+                f"too little history to backtest a {horizon}-day horizon: "
+                f"{len(cutoffs)} cut-off date(s) with their outcome known by {day}, 2 needed"
+            )
+            log.warning("risk model %s: %s; the rhythm percentile stands in", day, reason)
+            return _with(fallback, reason=reason), curve
+        examples = [
+            _examples(con, settings, lake, cutoff, day, horizon, rhythm, len(cutoffs))
+            for cutoff in cutoffs
+        ]
+        return _fit_classifier(settings, fallback, cutoffs, examples, alive), curve
+    finally:
+        con.close()
+
+
+def _with(model: RiskModel, **changes: Any) -> RiskModel:
+    return RiskModel(**(asdict(model) | {"estimator": model.estimator} | changes))
+
+
+def _export_date(path: str) -> date:
+    return date.fromisoformat(Path(path).parent.name.split("=", 1)[1])
+
+
+def _fit_rhythm(
+    con: duckdb.DuckDBPyConnection, settings: Settings, day: date
+) -> rhythm_model.Rhythm:
+    rules = settings.lifecycle
+    customers = con.execute(
+        "select count(distinct customer_id) from customer_days where export_date <= $day",
+        {"day": day},
+    ).fetchall()[0][0]
+    buckets = min(1000, max(1, math.ceil(1000 * rules.sample_size / max(customers, 1))))
+    gaps = sql.relation(
+        con, "lifecycle/purchase_gaps", {"as_of_date": day, "sample_buckets": buckets}
+    ).to_arrow_table()
+    if gaps.num_rows == 0:
+        raise ValueError(f"no purchase day up to {day}")
+    return rhythm_model.estimate(
+        gaps.column("customer_id").to_numpy(zero_copy_only=False),
+        gaps.column("stratum").to_numpy(zero_copy_only=False),
+        gaps.column("gap_days").to_numpy(zero_copy_only=False),
+        gaps.column("event").to_numpy(zero_copy_only=False),
+        prior_gaps=rules.prior_gaps,
+        fallback_gap_days=float(settings.scoring.window_days),
+    )
+
+
+def _rhythm_figures(rhythm: rhythm_model.Rhythm) -> dict[str, Any]:
+    second = rhythm.second_purchase
+    return {
+        "population_gap_days": round(rhythm.population_gap_days, 2),
+        "population_gap_is_censored": rhythm.median_is_censored,
+        "second_purchase_share_by_follow_up": round(second.ended_share, 4),
+        "second_purchase_median_wait_days": _conditional(second, 0.5),
+        "second_purchase_wait_p80_days": _conditional(second, 0.8),
+    }
+
+
+def _conditional(curve: rhythm_model.Survival, q: float) -> float | None:
+    if not curve.events:
+        return None
+    reached = np.flatnonzero(curve.conditional() >= q)
+    return float(curve.x[reached[0]]) if len(reached) else None
+
+
+def _cutoffs(settings: Settings, lake: Lake, day: date, horizon: int) -> list[date]:
+    """Past dates whose outcome over the horizon is known by ``day``, newest first.
+
+    Each needs its customer_segments partition and at least ``horizon`` days of history
+    before it (a customer's rhythm needs time to show).
+    """
+    rules = settings.lifecycle
+    scored = set(lake.partition_dates(CUSTOMER_SEGMENTS, AS_OF_KEY))
+    if not scored:
+        return []
+    first = min(scored)
+    step = rules.backtest_step_days or max(7, math.ceil(horizon / 4))
+    cutoffs: list[date] = []
+    cutoff = day - timedelta(days=horizon)
+    while len(cutoffs) < rules.backtest_cutoffs and cutoff - first >= timedelta(days=horizon):
+        if cutoff in scored:
+            cutoffs.append(cutoff)
+        cutoff -= timedelta(days=step)
+    return cutoffs
+
+
+def register_features_inputs(
+    con: duckdb.DuckDBPyConnection, settings: Settings, lake: Lake, day: date, extra_days: int = 0
+) -> None:
+    """Views customer_segments (of ``day``) and customer_days covering the recent window
+    before ``day`` and ``extra_days`` after it (labels read those)."""
+    register_parquet(
+        con, CUSTOMER_SEGMENTS, [str(lake.partition_file(CUSTOMER_SEGMENTS, day, AS_OF_KEY))]
+    )
+    span = late_span_days(settings.ingest)
+    window = date_range(
+        day - timedelta(days=settings.lifecycle.recent_days - 1),
+        day + timedelta(days=extra_days + span),
+    )
+    files = [str(path) for path in lake.existing_partitions(CUSTOMER_DAYS, window)]
+    if not files:
+        raise ValueError(f"no {CUSTOMER_DAYS} partition around {day}")
+    register_parquet(con, CUSTOMER_DAYS, files)
+
+
+def features_params(settings: Settings, day: date, population_gap_days: float) -> dict[str, Any]:
+    rules = settings.lifecycle
+    return {
+        "as_of_date": day,
+        "window_days": settings.scoring.window_days,
+        "recent_days": rules.recent_days,
+        "prior_gaps": rules.prior_gaps,
+        "population_gap_days": population_gap_days,
+        "returns_within_days": rules.returns_within_days,
+    }
+
+
+def _examples(
+    con: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    lake: Lake,
+    cutoff: date,
+    day: date,
+    horizon: int,
+    rhythm: rhythm_model.Rhythm,
+    n_cutoffs: int,
+) -> pa.Table:
+    """One cut-off's customers: features as of the cut-off, and what they did next."""
+    register_features_inputs(con, settings, lake, cutoff, extra_days=horizon)
+    sql.materialize(
+        con, "lifecycle/lifecycle_features",
+        features_params(settings, cutoff, rhythm.population_gap_days),
+    )  # fmt: skip
+    con.execute("create or replace temp view cutoff_customers as select * from lifecycle_features")
+    sql.materialize(
+        con,
+        "lifecycle/risk_labels",
+        {"cutoff_date": cutoff, "horizon_days": horizon, "known_by": day},
+    )
+    per_cutoff = max(1, settings.lifecycle.sample_size // n_cutoffs)
+    return con.sql(
+        """
+        select lifecycle_features.*, risk_labels.no_purchase
+        from lifecycle_features
+        inner join risk_labels using (customer_id)
+        order by hash(customer_id, $cutoff), customer_id
+        limit $rows
+        """,
+        params={"cutoff": cutoff, "rows": per_cutoff},
+    ).to_arrow_table()
+
+
+def _fit_classifier(
+    settings: Settings,
+    fallback: RiskModel,
+    cutoffs: list[date],
+    examples: list[pa.Table],
+    alive: Any,
+) -> RiskModel:
+    """Fit on the older cut-offs, judge on the newest: the model judged is the one used."""
+    rules = settings.lifecycle
+    valid, train = examples[0], pa.concat_tables(examples[1:])
+    y_train = _labels(train)
+    y_valid = _labels(valid)
+    problem = _too_few(y_train, "training") or _too_few(y_valid, "validation")
+    if problem:
+        log.warning("risk model %s: %s; the rhythm percentile stands in", fallback.version, problem)
+        return _with(fallback, reason=problem)
+    # One thread: the training sets are small (a sample), and OpenMP threads fighting
+    # over busy cores cost more than they bring.
+    with threadpool_limits(limits=1, user_api="openmp"):
+        judged = _classifier(settings, len(y_train)).fit(feature_matrix(train), y_train)
+    predicted = judged.predict_proba(feature_matrix(valid))[:, 1]
+    danger = _threshold(predicted, y_valid, rules.danger_target_precision)
+    termination = max(_threshold(predicted, y_valid, rules.termination_target_precision), danger)
+    figures = fallback.figures | {
+        "horizon_days": fallback.horizon_days,
+        "cutoffs": [cutoff.isoformat() for cutoff in cutoffs],
+        "validation_cutoff": cutoffs[0].isoformat(),
+        "training_rows": len(y_train),
+        "validation_rows": len(y_valid),
+        "validation_no_purchase_share": round(float(y_valid.mean()), 4),
+    }
+    from pipeline.lifecycle.judge import judge_scores  # sklearn metrics: imported when used
+
+    figures |= judge_scores(predicted, y_valid, valid, fallback.horizon_days, alive, danger)
+    return _with(
+        fallback,
+        source="model",
+        danger_risk=round(danger, 6),
+        danger_exit_risk=round(max(danger - rules.danger_exit_margin, 0.0), 6),
+        termination_risk=round(termination, 6),
+        figures=figures,
+        estimator=judged,
+    )
+
+
+def _labels(table: pa.Table) -> npt.NDArray[np.int64]:
+    values = table.column("no_purchase").to_numpy(zero_copy_only=False)
+    return np.asarray(values, dtype=np.int64)
+
+
+def _too_few(labels: npt.NDArray[np.int64], name: str, minimum: int = 20) -> str | None:
+    lost, kept = int(labels.sum()), int(len(labels) - labels.sum())
+    if min(lost, kept) < minimum:
+        return (
+            f"the {name} set has {lost} customers who did not buy again and {kept} who did;"
+            f" at least {minimum} of each are needed"
+        )
+    return None
+
+
+def _classifier(settings: Settings, rows: int) -> Any:
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    booster = HistGradientBoostingClassifier(
+        max_iter=100,
+        learning_rate=0.1,
+        max_leaf_nodes=15,
+        min_samples_leaf=max(50, rows // 1000),
+        l2_regularization=1.0,
+        monotonic_cst=list(FEATURES.values()),
+        early_stopping=False,
+        random_state=settings.clusters.seed,
+    )
+    return CalibratedClassifierCV(booster, method="isotonic", cv=3)
+
+
+def _threshold(
+    predicted: npt.NDArray[np.float64], lost: npt.NDArray[np.int64], precision: float
+) -> float:
+    """The lowest risk at which customers at or above it did not buy, with ``precision``.
+
+    Over the validation cut-off: rank by risk, and take the largest top group whose share
+    of customers who did not buy is at least ``precision``. 1.0 (nobody) if none is.
+    """
+    order = np.argsort(-predicted, kind="stable")
+    ranked, outcome = predicted[order], lost[order]
+    share = np.cumsum(outcome) / np.arange(1, len(outcome) + 1)
+    # Only cut between distinct risks: customers with the same risk go together.
+    last_of_tie = np.append(ranked[1:] != ranked[:-1], True)
+    meets = np.flatnonzero((share >= precision) & last_of_tie)
+    return float(ranked[meets[-1]]) if len(meets) else 1.0

@@ -1,0 +1,177 @@
+-- What the lifecycle knows of every buyer as of $as_of_date: their rhythm, how far the
+-- current silence is into it, recent spend and returns. The risk model's features and
+-- the stage rules' inputs. Grain: one row per customer with a purchase day (the rows
+-- of customer_segments). The daily step runs it on the date's segments; the backtest
+-- runs the same query on the segments of past cut-off dates.
+-- Inputs (views): customer_segments (as of the date), customer_days (export partitions
+-- covering the $recent_days window), gap_curve (the rhythm model's survival curves:
+-- stratum, x, cdf; empty without one). Bound: $population_gap_days (the rhythm model's
+-- median gap between purchase days, censoring-aware), $prior_gaps, $window_days,
+-- $recent_days, $returns_within_days.
+
+with
+
+segments as (
+
+    select * from customer_segments
+    where last_purchase_date is not null
+
+),
+
+recent as (
+
+    select
+        customer_id,
+        sum(sale_amount)::decimal(18, 2) as recent_sale_amount,
+        sum(returned_amount)::decimal(18, 2) as recent_returned_amount,
+        sum(return_lines)::integer as recent_return_lines,
+        count(distinct activity_date) filter (where sale_lines > 0)::integer
+            as recent_purchase_days,
+        sum(net_amount)::decimal(18, 2) as recent_net_amount,
+        max(activity_date) filter (where return_lines > 0) as last_return_date,
+
+    from customer_days
+    where activity_date > $as_of_date::date - $recent_days::integer
+        and activity_date <= $as_of_date::date
+        and export_date <= $as_of_date::date
+    group by customer_id
+
+),
+
+observed as (
+
+    select
+        segments.customer_id,
+        segments.first_purchase_date,
+        segments.last_purchase_date,
+        $as_of_date::date - segments.last_purchase_date as days_since_last_purchase,
+        segments.frequency as window_purchase_days,
+        segments.tenure_days,
+        -- Gaps seen: all purchases inside the window, or spread from the window's start.
+        case
+            when segments.first_purchase_date > $as_of_date::date - $window_days::integer
+                then segments.frequency - 1
+            else segments.frequency
+        end as observed_gaps,
+        case
+            when segments.first_purchase_date > $as_of_date::date - $window_days::integer
+                then segments.last_purchase_date - segments.first_purchase_date
+            else segments.last_purchase_date - ($as_of_date::date - $window_days::integer)
+        end as observed_span_days,
+        least(segments.tenure_days, $window_days::integer) as observed_days,
+        coalesce(segments.monetary, 0)::decimal(18, 2) as window_net_amount,
+        (coalesce(segments.monetary, 0) + coalesce(segments.returned_amount, 0))::decimal(18, 2)
+            as window_sale_amount,
+        coalesce(recent.recent_sale_amount, 0)::decimal(18, 2) as recent_sale_amount,
+        coalesce(recent.recent_returned_amount, 0)::decimal(18, 2) as recent_returned_amount,
+        coalesce(recent.recent_return_lines, 0) as recent_return_lines,
+        coalesce(recent.recent_purchase_days, 0) as recent_purchase_days,
+        coalesce(recent.recent_net_amount, 0)::decimal(18, 2) as recent_net_amount,
+        recent.last_return_date,
+        segments.segment,
+        segments.cluster_id,
+        segments.cluster_name,
+
+    from segments
+    left join recent on segments.customer_id = recent.customer_id
+
+),
+
+rhythm as (
+
+    select
+        *,
+        -- The customer's own mean gap, shrunk toward the shop's median gap by
+        -- $prior_gaps gaps: a one-purchase customer gets the shop's, a regular their own.
+        (observed_span_days + $prior_gaps * $population_gap_days)
+            / (observed_gaps + $prior_gaps)::double as expected_gap_days,
+        observed_span_days / nullif(observed_gaps, 0)::double as own_gap_days,
+        -- A return soon after the last purchase, nothing bought since: a grievance.
+        coalesce(
+            last_return_date >= last_purchase_date
+                and last_return_date - last_purchase_date <= $returns_within_days,
+            false
+        ) as returned_after_last_purchase,
+
+    from observed
+
+),
+
+scaled as (
+
+    select
+        *,
+        -- The silence in units of the customer's own rhythm (repeat buyers), or in days
+        -- (one-time buyers: judged against how long returning customers wait).
+        case
+            when observed_gaps > 0 then days_since_last_purchase / expected_gap_days
+        end as silence_in_gaps,
+        case when observed_gaps = 0 then days_since_last_purchase::double end
+            as silence_days_one_time,
+
+    from rhythm
+
+),
+
+repeat_curve as (
+
+    select x, cdf from gap_curve where stratum = 'repeat'
+
+),
+
+second_curve as (
+
+    select x, cdf from gap_curve where stratum = 'second_purchase'
+
+),
+
+placed as (
+
+    select
+        scaled.*,
+        -- The share of such gaps (of customers who did buy again) shorter than this
+        -- silence: 0.9 reads "9 in 10 of this customer's gaps were shorter".
+        coalesce(repeat_curve.cdf, second_curve.cdf, 0.0) as rhythm_percentile,
+
+    from scaled
+    asof left join repeat_curve on scaled.silence_in_gaps >= repeat_curve.x
+    asof left join second_curve on scaled.silence_days_one_time >= second_curve.x
+
+),
+
+final as (
+
+    select
+        customer_id,
+        first_purchase_date,
+        last_purchase_date,
+        days_since_last_purchase,
+        window_purchase_days::integer as window_purchase_days,
+        tenure_days,
+        observed_gaps::integer as observed_gaps,
+        observed_span_days,
+        observed_days,
+        round(own_gap_days, 2) as own_gap_days,
+        round(expected_gap_days, 2) as expected_gap_days,
+        round(coalesce(silence_in_gaps, days_since_last_purchase / $population_gap_days), 4)
+            as silence_in_gaps,
+        round(rhythm_percentile, 4) as rhythm_percentile,
+        window_net_amount,
+        window_sale_amount,
+        recent_sale_amount,
+        recent_returned_amount,
+        recent_return_lines,
+        recent_purchase_days,
+        recent_net_amount,
+        last_return_date,
+        returned_after_last_purchase,
+        segment,
+        cluster_id,
+        cluster_name,
+
+    from placed
+
+)
+
+select * from final
+order by customer_id
