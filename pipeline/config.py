@@ -272,8 +272,13 @@ class LifecycleConfig(_Section):
     # A one-time buyer leaves socialization (into danger) when their silence passes this
     # share of the waits of customers who did come back for a second purchase.
     socialization_percentile: float = Field(default=0.8, gt=0, le=1)
-    # Interruption: at the termination risk, and a silence longer than this share of the
-    # customer's gaps (or of returning customers' waits): the relationship has ended.
+    # Termination (from danger) also needs a silence of this many usual gaps (the
+    # customer's expected gap; the shop's median gap for one-time buyers) ...
+    termination_min_gaps: float = Field(default=2.0, ge=0, le=100)
+    # ... and interruption (from termination) this many, and a silence longer than this
+    # share of the customer's gaps (or of returning customers' waits), at the
+    # termination risk: the relationship has ended.
+    interruption_min_gaps: float = Field(default=4.0, ge=0, le=100)
     interruption_percentile: float = Field(default=0.99, gt=0, le=1)
     # While the lake is too young to backtest, the rhythm percentile stands in for the
     # risk, with these thresholds.
@@ -311,6 +316,8 @@ class LifecycleConfig(_Section):
             raise ValueError(
                 "termination_target_precision must be at least danger_target_precision"
             )
+        if self.interruption_min_gaps < self.termination_min_gaps:
+            raise ValueError("interruption_min_gaps must be at least termination_min_gaps")
         if self.fallback_termination_percentile < self.fallback_danger_percentile:
             raise ValueError(
                 "fallback_termination_percentile must be at least fallback_danger_percentile"

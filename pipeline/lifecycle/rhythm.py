@@ -137,7 +137,10 @@ def estimate(
     _, index = np.unique(ids, return_inverse=True)
     completed = np.bincount(index, weights=done.astype(np.float64))
     span = np.bincount(index, weights=np.where(done, gaps, 0.0))
-    expected = (span + prior_gaps * median) / (completed + prior_gaps)
+    weight = completed + prior_gaps
+    expected = np.divide(
+        span + prior_gaps * median, weight, out=np.full(len(weight), median), where=weight > 0
+    )
     units = np.round(gaps[is_repeat] / expected[index[is_repeat]] / UNIT_STEP) * UNIT_STEP
     return Rhythm(
         population_gap_days=median,

@@ -197,6 +197,8 @@ def _params(settings: Settings, day: date, first_run: bool) -> dict[str, Any]:
         "rising_spend_ratio": rules.rising_spend_ratio,
         "socialization_percentile": rules.socialization_percentile,
         "interruption_percentile": rules.interruption_percentile,
+        "termination_min_gaps": rules.termination_min_gaps,
+        "interruption_min_gaps": rules.interruption_min_gaps,
     }
 
 

@@ -8,16 +8,17 @@
 -- on the first run) and customer_master (the date's master rows; empty without one).
 -- Rules, in order (the first that holds wins), docs/lifecycle.md explains each:
 --   prospect       no purchase yet;
---   interruption   from danger: the silence is past $interruption_percentile of the
---                  customer's rhythm and the risk at the termination level (or still
---                  interrupted: only a purchase ends it);
---   termination    from danger: risk >= $termination_risk (or still terminated);
+--   interruption   from termination: the silence is past $interruption_percentile of
+--                  the customer's rhythm and $interruption_min_gaps usual gaps, the risk
+--                  at the termination level (or still interrupted: only a purchase ends it);
+--   termination    from danger: risk >= $termination_risk and a silence of at least
+--                  $termination_min_gaps usual gaps (or still terminated);
 --   socialization  back after termination or interruption (a win-back);
 --   danger         from an active stage: a repeat buyer's risk >= $danger_risk, a one-time
 --                  buyer whose silence passed $socialization_percentile of returning
 --                  customers' waits (or whose only purchase was followed by a return and
---                  the risk is high); or in danger yesterday, no purchase since, risk
---                  still >= $danger_exit_risk;
+--                  the risk is high); or in danger yesterday, no purchase since, and a
+--                  one-time buyer or a risk still >= $danger_exit_risk;
 --   socialization  one purchase day (or none since a win-back);
 --   maturity       $established_purchase_days purchase days in the window, spend not rising;
 --   growth         any other repeat buyer.
@@ -108,7 +109,6 @@ signals as (
         -- relationship ends (termination, interruption) only after danger.
         $first_run or previous_stage in ('socialization', 'growth', 'maturity', 'danger')
             as may_enter_danger,
-        $first_run or previous_stage = 'danger' as may_end,
         coalesce(
             observed_gaps = 0 and rhythm_percentile >= $socialization_percentile, false
         ) as overdue_signal,
@@ -157,15 +157,20 @@ staged as (
         case
             when last_purchase_date is null then 'prospect'
             when previous_stage = 'interruption' and not purchased_since then 'interruption'
-            when may_end and rhythm_percentile >= $interruption_percentile
+            when ($first_run or previous_stage = 'termination')
+                and rhythm_percentile >= $interruption_percentile
+                and silence_in_gaps >= $interruption_min_gaps
                 and risk >= $termination_risk then 'interruption'
             when previous_stage = 'termination' and not purchased_since then 'termination'
-            when may_end and risk >= $termination_risk then 'termination'
+            when ($first_run or previous_stage = 'danger')
+                and silence_in_gaps >= $termination_min_gaps
+                and risk >= $termination_risk then 'termination'
             -- Back after termination or interruption: a new relationship starts.
             when previous_stage in ('termination', 'interruption') then 'socialization'
             when may_enter_danger and (danger_signal or overdue_signal) then 'danger'
             when previous_stage = 'danger' and not purchased_since
-                and coalesce(risk >= $danger_exit_risk, false) then 'danger'
+                and (observed_gaps = 0 or coalesce(risk >= $danger_exit_risk, false))
+                then 'danger'
             when first_purchase_date = last_purchase_date
                 or last_purchase_date = won_back_on then 'socialization'
             when window_purchase_days >= $established_purchase_days
@@ -211,12 +216,12 @@ final as (
                 format('no purchase for {} days', days_since_last_purchase),
                 case
                     when observed_gaps = 0 then format(
-                        '{:.0f} in 10 customers who came back for a second purchase had done so by now',
-                        10 * rhythm_percentile
+                        '{:.0f}% of customers who came back for a second purchase had done so by now',
+                        100 * rhythm_percentile
                     )
                     else format(
-                        '{:.0f} in 10 of this customer''s gaps were shorter (usual gap {:.0f} days)',
-                        10 * rhythm_percentile, expected_gap_days
+                        '{:.0f}% of this customer''s gaps were shorter (usual gap {:.0f} days)',
+                        100 * rhythm_percentile, expected_gap_days
                     )
                 end,
                 format('risk {:.2f}', risk)

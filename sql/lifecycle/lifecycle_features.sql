@@ -129,13 +129,13 @@ placed as (
 
     select
         scaled.*,
-        -- The share of such gaps (of customers who did buy again) shorter than this
-        -- silence: 0.9 reads "9 in 10 of this customer's gaps were shorter".
+        -- The share of such gaps (of customers who did buy again) strictly shorter than
+        -- this silence: 0.9 reads "9 in 10 of this customer's gaps were shorter".
         coalesce(repeat_curve.cdf, second_curve.cdf, 0.0) as rhythm_percentile,
 
     from scaled
-    asof left join repeat_curve on scaled.silence_in_gaps >= repeat_curve.x
-    asof left join second_curve on scaled.silence_days_one_time >= second_curve.x
+    asof left join repeat_curve on scaled.silence_in_gaps > repeat_curve.x
+    asof left join second_curve on scaled.silence_days_one_time > second_curve.x
 
 ),
 

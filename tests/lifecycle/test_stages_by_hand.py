@@ -1,56 +1,61 @@
 """Lifecycle stages on a hand-built history, through the real ingest, scoring and staging.
 
-Settings: window 120 days, churn horizon 60, recent window 30, danger at 2x the expected
-gap (at least 7 days), termination at 4x (at least 7 days after danger), no shrinkage
-(prior_gaps 0: the expected gap is the customer's own mean gap; a one-purchase customer
-gets the population's, the median of repeat buyers' mean gaps), spend decline at half
-the usual spend per purchase day, returns rule (a return within 14 days of the last
-purchase) at 1x the expected gap; the gap rule applies to one-order customers too. Day n is 2025-01-01 + n.
-Every purchase is 100; X's return is 20.
+Settings: window 120 days, recent window 30, no shrinkage (prior_gaps 0: the expected gap
+is the customer's own mean gap; a one-purchase customer gets the shop's median gap),
+other rules at their defaults. Day n is 2025-01-01 + n. Every purchase is 100; X's
+return is 20.
+
+Fourteen customers are too few to learn a risk model from (the backtest needs at least
+20 customers who did and 20 who did not buy again): every date runs on the documented
+fallback, where the risk is the rhythm percentile, the share of the customer's own gaps
+(in units of their mean gap) or of returning customers' waits for a second purchase
+(one-time buyers) strictly shorter than the current silence. The thresholds are the
+fallback's: danger at 0.9, termination at 0.98 after 2 usual gaps of silence,
+interruption after 4 at 0.99. The horizon is 1.5 x the shop's median gap of 10 days,
+3 weeks: 21 days.
 
     customer  purchases (days)                               what it shows
-    W         every 7 days 0..70, then 120 and 127           fast rhythm: danger after 14
-                                                             days; termination; win-back
+    W         every 7 days 0..70, then 120 and 127           fast rhythm: danger a day
+                                                             late; termination; win-back
     Q         0, 45, 90                                      slow rhythm: no danger at 40
     R         every 5 days 0..50, then 65, 70, 75, 80        danger, recovery, danger again
-    X         every 10 days 0..100, returns 20 on day 103    returns, then silence
-    D         every 10 days 0..120; 10 instead of 100 from   spend decline
+    X         every 10 days 0..100, returns 20 on day 103    a return, then silence
+    D         every 10 days 0..120; 10 instead of 100 from   buys on: stays mature
               day 100
     S1, S2    every 10 days 0..120                           steady: maturity throughout
     G         every 10 days 52..122                          socialization -> growth ->
                                                              maturity
-    H         30, 40, then 110                               growth -> danger -> ... ->
+    H         30, 40, then 110                               danger on the first run ->
                                                              interruption -> win-back
     M         every 10 days 0..90 (100), 100..120 (300)      rising spend: back to growth
-    O         60 only                                        one-order customer
+    O         60 only                                        one-time buyer: overdue
+    V         every 10 days 0..80, then 93, 100, 110, 120    danger, then recovered
     P1        in the customer master of day 55, never buys   prospect
     P2        in the master of day 55, buys on day 70        prospect -> socialization
 
-The population gap (median of repeat buyers' mean gaps: R 5-5.7, W 7, S1, S2, X, D 10,
-Q 45) stays 10 from day 50 on, so a one-purchase customer is in danger after 20 days and
-terminated after 40. The lifecycle runs first on day 50 (every stage found then is
-recorded as a first-run transition, nothing is alerted).
-
-Worked out (from the rules in sql/lifecycle/customer_lifecycle.sql):
-    W  own gap 70/10 = 7: danger at 14 days (day 84), termination at 28 (day 98);
-       a purchase on day 120 is a win-back (socialization), the next one on day 127
-       makes them mature again (11 purchase days in the window, tenure 127).
-    Q  own gap 45: danger only after 90 days, so not on day 85 (40 days).
-    R  own gap 50/10 = 5: danger at 10 days (day 60); buys on day 65 (recovered);
-       own gap 80/14 = 5.71: danger at 11.43 days (day 92), termination at 22.86 (103).
-    X  returned goods on day 103 after buying on 100: danger once 10 days pass (day 110),
-       before the gap rule (20 days) would fire.
-    D  on day 110 the last 30 days' spend per purchase day ((100 + 10 + 10) / 3 = 40) is
-       below half the window's (1020 / 12 = 85); on day 109 it is not (210 / 3 = 70
-       against 1010 / 11 = 91.8).
-    O  bought on day 60: danger on 80, termination on 100, interruption on 120 (60 days).
-    P2 bought on day 70: danger on 90, termination on 110.
-    G  new on day 52; repeat buyer on 62; mature on 92 (5 purchase days, tenure 40).
-    H  own gap 10: danger on 60, termination on 80, interruption on 100 (60 days);
-       the purchase on day 110 wins them back.
+Worked out (sql/lifecycle/customer_lifecycle.sql):
+    W  own gap 7; nearly every completed gap of every buyer is 1 gap long, so a silence
+       of 8 days (1.14 gaps) is longer than 97% of them: danger on day 78, one day late;
+       termination on day 89 (19 days, at least 2 gaps, percentile above 0.98);
+       interruption on day 98 (28 days: 4 gaps); the purchase on day 120 is a win-back
+       (socialization), the next one on 127 makes them mature again.
+    Q  own gap 45: on day 85 a silence of 40 days is 0.9 gaps: still growth.
+    R  own gap 5: danger on day 56, termination on 60 (10 days, 2 gaps); back on day 65
+       (win-back), mature on 70; own gap now 80/14 = 5.7: danger on 86, termination on
+       95, interruption on 103.
+    X  buys on day 100, returns on 103: danger on day 111 (rules "risk,returns": the
+       return is the reason shown), termination on 125.
+    O  bought on day 60; the customers who came back for a second purchase did so
+       within 10 days (or 5, 7 and 45): overdue on day 71 (82% had come back by then),
+       termination on 106, interruption on 107.
+    P2 bought on day 70: overdue on day 81, termination on 116, interruption on 117.
+    V  own gap 10: danger on day 91 (11 days), recovered by the purchase on day 93.
+    G  new on day 52; repeat buyer on 62; mature on 82 (4 purchase days).
+    H  own gap 10, silent since day 40: growth on the first run (day 50, silence 10 is
+       not longer than the gap), danger on 51, termination on 60 (2 gaps), interruption
+       on 80 (4 gaps); the purchase on day 110 wins them back.
     M  on day 110 the last 30 days' spend (100 + 300 + 300 = 700, 23.3 a day) is above
-       1.5x the window's rate (1600 / 111 = 14.4 a day): growth again. On day 100 it is
-       not (500 / 30 = 16.7 against 1.5 x 1300 / 101 = 19.3).
+       1.5x the window's rate (1600 / 111 = 14.4 a day): growth again.
 """
 
 from __future__ import annotations
@@ -64,8 +69,7 @@ import pytest
 from pipeline import sql
 from pipeline.alerts import deliveries
 from pipeline.config import LifecycleConfig, ScoringConfig, Settings
-from pipeline.lifecycle import btyd
-from pipeline.lifecycle.alive import AliveStore
+from pipeline.lifecycle.risk import RiskStore
 from pipeline.lifecycle.run import stage_date
 from pipeline.scoring.run import score_date
 from tests.scoring.history import Line, ingest_history
@@ -74,23 +78,11 @@ from tests.support import read_lake, with_paths, write_csv
 DAY0 = date(2025, 1, 1)
 FIRST_RUN, LAST = 50, 127
 RULES = LifecycleConfig(
-    danger_gap_multiple=2.0,
-    danger_min_gap_days=7,
-    termination_gap_multiple=4.0,
-    churn_horizon_days=60,
     prior_gaps=0,
-    population_gap_quantile=0.5,
     established_purchase_days=4,
-    maturity_tenure_days=40,
     recent_days=30,
     rising_spend_ratio=1.5,
-    spend_decline_ratio=0.5,
-    gap_min_observed_gaps=0,
     returns_within_days=14,
-    returns_gap_multiple=1.0,
-    returns_min_silence_days=0,
-    returns_ratio=0.0,
-    returns_min_lines=1,
 )
 
 
@@ -119,6 +111,7 @@ def history() -> list[Line]:
         *_purchases("M", list(range(0, 91, 10))),
         *_purchases("M", list(range(100, 121, 10)), amount="300"),
         *_purchases("O", [60]),
+        *_purchases("V", [*range(0, 81, 10), 93, 100, 110, 120]),
         *_purchases("P2", [70]),
     ]
 
@@ -173,32 +166,39 @@ def _stage(settings: Settings, customer: str, n: int) -> str:
 
 def test_every_transition_after_the_first_run_is_the_worked_out_one(staged: Settings) -> None:
     assert _transitions(staged) == [
+        (51, "H", "growth", "danger"),
         (52, "G", None, "socialization"),
         (55, "P1", None, "prospect"),
         (55, "P2", None, "prospect"),
-        (60, "H", "growth", "danger"),
+        (56, "R", "maturity", "danger"),
+        (60, "H", "danger", "termination"),
         (60, "O", None, "socialization"),
-        (60, "R", "maturity", "danger"),
+        (60, "R", "danger", "termination"),
         (62, "G", "socialization", "growth"),
-        (65, "R", "danger", "maturity"),
+        (65, "R", "termination", "socialization"),
         (70, "P2", "prospect", "socialization"),
-        (80, "H", "danger", "termination"),
-        (80, "O", "socialization", "danger"),
-        (84, "W", "maturity", "danger"),
-        (90, "P2", "socialization", "danger"),
-        (92, "G", "growth", "maturity"),
-        (92, "R", "maturity", "danger"),
-        (98, "W", "danger", "termination"),
-        (100, "H", "termination", "interruption"),
-        (100, "O", "danger", "termination"),
-        (103, "R", "danger", "termination"),
-        (110, "D", "maturity", "danger"),
+        (70, "R", "socialization", "maturity"),
+        (71, "O", "socialization", "danger"),
+        (78, "W", "maturity", "danger"),
+        (80, "H", "termination", "interruption"),
+        (81, "P2", "socialization", "danger"),
+        (82, "G", "growth", "maturity"),
+        (86, "R", "maturity", "danger"),
+        (89, "W", "danger", "termination"),
+        (91, "V", "maturity", "danger"),
+        (93, "V", "danger", "maturity"),
+        (95, "R", "danger", "termination"),
+        (98, "W", "termination", "interruption"),
+        (103, "R", "termination", "interruption"),
+        (106, "O", "danger", "termination"),
+        (107, "O", "termination", "interruption"),
         (110, "H", "interruption", "socialization"),
         (110, "M", "maturity", "growth"),
-        (110, "P2", "danger", "termination"),
-        (110, "X", "maturity", "danger"),
-        (120, "O", "termination", "interruption"),
-        (120, "W", "termination", "socialization"),
+        (111, "X", "maturity", "danger"),
+        (116, "P2", "danger", "termination"),
+        (117, "P2", "termination", "interruption"),
+        (120, "W", "interruption", "socialization"),
+        (125, "X", "danger", "termination"),
         (127, "W", "socialization", "maturity"),
     ]
 
@@ -213,6 +213,7 @@ def test_the_first_run_records_every_stage_and_alerts_nobody(staged: Settings) -
         "D": "maturity",
         "S1": "maturity",
         "S2": "maturity",
+        "V": "maturity",
         "H": "growth",
         "M": "maturity",
     }
@@ -226,40 +227,54 @@ def test_each_danger_entry_is_one_alert_with_its_rule_and_numbers(staged: Settin
         for row in read_lake(staged, "danger_alerts")
     )
     assert alerts == [
-        (60, "H", "growth", "gap"),
-        (60, "R", "maturity", "gap"),
-        (80, "O", "socialization", "gap"),
-        (84, "W", "maturity", "gap"),
-        (90, "P2", "socialization", "gap"),
-        (92, "R", "maturity", "gap"),
-        (110, "D", "maturity", "spend_decline"),
-        (110, "X", "maturity", "returns"),
+        (51, "H", "growth", "risk"),
+        (56, "R", "maturity", "risk"),
+        (71, "O", "socialization", "second_purchase_overdue"),
+        (78, "W", "maturity", "risk"),
+        (81, "P2", "socialization", "second_purchase_overdue"),
+        (86, "R", "maturity", "risk"),
+        (91, "V", "maturity", "risk"),
+        (111, "X", "maturity", "risk,returns"),
     ]
     w = next(row for row in read_lake(staged, "danger_alerts") if row["customer_id"] == "W")
-    assert w["days_since_last_purchase"] == 14
+    assert w["days_since_last_purchase"] == 8
     assert w["expected_gap_days"] == pytest.approx(7.0)
     assert w["value_at_risk"] == 1100  # 11 purchases of 100 in the window
-    assert "14 days" in w["reason"] and "7 days" in w["reason"]
+    assert w["horizon_days"] == 21
+    assert w["risk"] == pytest.approx(w["rhythm_percentile"])  # the fallback
+    assert w["risk"] >= 0.9 and w["risk_week_ago"] == 0
+    assert w["reason"].startswith("no purchase for 8 days; 97% of this customer's gaps were")
+    assert "usual gap 7 days" in w["reason"] and "up from 0.00 a week ago" in w["reason"]
     assert w["suggested_action"].startswith("Priority contact")
     x = next(row for row in read_lake(staged, "danger_alerts") if row["customer_id"] == "X")
+    assert "returned 20.00 on 2025-04-14, 3 days after the last purchase" in x["reason"]
     assert x["suggested_action"].startswith("Contact about the recent returns")
+    o = next(row for row in read_lake(staged, "danger_alerts") if row["customer_id"] == "O")
+    assert "of customers who came back for a second purchase had done so" in o["reason"]
 
 
 def test_a_recovered_customer_who_falls_back_gets_a_second_alert(staged: Settings) -> None:
     r_alerts = [row for row in read_lake(staged, "danger_alerts") if row["customer_id"] == "R"]
     assert len(r_alerts) == 2
     assert r_alerts[0]["alert_id"] != r_alerts[1]["alert_id"]
-    recovered = [
+    won_back = [
         row
         for row in read_lake(staged, "stage_transitions")
         if row["customer_id"] == "R" and row["as_of_date"] == day(65)
     ]
+    assert won_back[0]["reason"].startswith("win-back") and won_back[0]["is_win_back"]
+    recovered = [
+        row
+        for row in read_lake(staged, "stage_transitions")
+        if row["customer_id"] == "V" and row["as_of_date"] == day(93)
+    ]
+    assert (recovered[0]["from_stage"], recovered[0]["to_stage"]) == ("danger", "maturity")
     assert recovered[0]["reason"].startswith("recovered")
 
 
 def test_slow_and_fast_buyers_are_judged_by_their_own_rhythm(staged: Settings) -> None:
-    # Day 85: the weekly buyer is 15 days quiet and in danger; the quarterly buyer has
-    # been quiet 40 days and is not.
+    # Day 85: the weekly buyer is 15 days quiet and in danger; the buyer whose gap is 45
+    # days has been quiet 40 days and is not.
     assert _stage(staged, "W", 85) == "danger"
     assert _stage(staged, "Q", 85) == "growth"
     assert _stage(staged, "S1", LAST) == "maturity"
@@ -291,22 +306,30 @@ def test_a_win_back_is_marked_and_closes_the_termination_episode(staged: Setting
         if row["customer_id"] == "W"
     ]
     assert sorted(episodes, key=lambda episode: episode[1]) == [
-        ("maturity", 50, 84),
-        ("danger", 84, 98),
-        ("termination", 98, 120),
+        ("maturity", 50, 78),
+        ("danger", 78, 89),
+        ("termination", 89, 98),
+        ("interruption", 98, 120),
         ("socialization", 120, 127),
     ]
 
 
 def test_stage_counts_and_flows_add_up(staged: Settings) -> None:
     counts = [row for row in read_lake(staged, "stage_counts") if row["as_of_date"] == day(110)]
-    assert sum(row["customers"] for row in counts) == 13
+    assert sum(row["customers"] for row in counts) == 14
     by_stage = {row["stage"]: row for row in counts}
-    assert by_stage["danger"]["entered"] == 2  # D and X
+    assert {stage: row["customers"] for stage, row in by_stage.items()} == {
+        "prospect": 1,  # P1
+        "socialization": 1,  # H, won back
+        "growth": 2,  # Q, M
+        "maturity": 6,  # S1, S2, D, G, X, V
+        "danger": 1,  # P2
+        "termination": 0,
+        "interruption": 3,  # W, R, O
+    }
+    assert by_stage["socialization"]["entered"] == 1 and by_stage["growth"]["entered"] == 1
     flows = [row for row in read_lake(staged, "stage_flows") if row["as_of_date"] == day(110)]
     assert {(row["from_stage"], row["to_stage"]): row["customers"] for row in flows} == {
-        ("maturity", "danger"): 2,
-        ("danger", "termination"): 1,
         ("interruption", "socialization"): 1,
         ("maturity", "growth"): 1,
     }
@@ -319,34 +342,29 @@ def test_rerunning_a_date_gives_the_same_bytes_and_queues_no_alert_twice(
     assert len(queued_before) == 8
     tables = ("customer_lifecycle", "stage_transitions", "danger_alerts", "stage_counts")
     files = [
-        staged.paths.lake / table / f"as_of_date={day(84)}" / "data.parquet" for table in tables
+        staged.paths.lake / table / f"as_of_date={day(78)}" / "data.parquet" for table in tables
     ]
-    alerts_file = staged.paths.alerts / f"danger_alerts_{day(84)}.csv"
+    alerts_file = staged.paths.alerts / f"danger_alerts_{day(78)}.csv"
     before = [path.read_bytes() for path in [*files, alerts_file]]
-    report = stage_date(staged, day(84))
+    report = stage_date(staged, day(78))
     assert report.alerts == 1 and report.queued == 0
     assert [path.read_bytes() for path in [*files, alerts_file]] == before
     assert sorted(delivery.alert_id for delivery in deliveries(staged)) == queued_before
 
 
-def test_p_alive_is_the_fitted_mbgnbd_on_the_window(
-    staged: Settings,
-) -> None:
-    model = AliveStore(staged.paths.models).newest_on_or_before(day(98))
-    assert model is not None and model.params.model == "mbgnbd"
-    rows = [
-        row
-        for row in read_lake(staged, "customer_lifecycle")
-        if row["as_of_date"] == day(98) and row["last_purchase_date"] is not None
-    ]
-    for row in rows:
-        # Observed from the first purchase (every one is in the 120-day window here).
-        frequency = row["window_purchase_days"] - 1
-        recency = (row["last_purchase_date"] - row["first_purchase_date"]).days
-        age = (day(98) - row["first_purchase_date"]).days
-        expected = btyd.p_alive(model.params, [frequency], [recency], [age])[0]
-        assert row["p_alive"] == pytest.approx(expected, abs=5e-5), row["customer_id"]
-    assert all(0 < row["p_alive"] <= 1 for row in rows)
+def test_too_few_customers_to_backtest_fall_back_to_the_rhythm(staged: Settings) -> None:
+    store = RiskStore(staged.paths.models)
+    version = store.newest_on_or_before(day(LAST))
+    assert version is not None
+    model, _curve = store.load(version)
+    assert model.source == "rhythm_fallback" and model.estimator is None
+    assert "at least 20 of each are needed" in model.reason
+    assert (model.horizon_days, model.population_gap_days) == (21, 10.0)
+    rows = [row for row in read_lake(staged, "customer_lifecycle") if row["last_purchase_date"]]
+    assert {row["risk_source"] for row in rows} == {"rhythm_fallback"}
+    assert all(row["risk"] == row["rhythm_percentile"] for row in rows)
+    # P(alive) and expected purchases stay null: 14 customers never fit a usable MBG/NBD.
+    assert all(row["p_alive"] is None and row["expected_purchases"] is None for row in rows)
 
 
 def test_stage_episodes_join_closed_and_open_history(staged: Settings) -> None:
@@ -365,9 +383,10 @@ def test_stage_episodes_join_closed_and_open_history(staged: Settings) -> None:
         if customer == "W"
     ]
     assert episodes == [
-        ("maturity", 50, 84),
-        ("danger", 84, 98),
-        ("termination", 98, 120),
+        ("maturity", 50, 78),
+        ("danger", 78, 89),
+        ("termination", 89, 98),
+        ("interruption", 98, 120),
         ("socialization", 120, 127),
         ("maturity", 127, None),
     ]
