@@ -260,9 +260,9 @@ class LifecycleConfig(_Section):
     # 0 to learn it: horizon_gap_multiple times the shop's median gap between purchase
     # days (censoring-aware), in whole weeks.
     horizon_days: int = Field(default=0, ge=0, le=366)
-    horizon_gap_multiple: float = Field(default=1.5, gt=0, le=20)
-    # Danger: the risk at which customers above it did not buy within the horizon with
-    # this precision on the newest backtest cut-off ...
+    horizon_gap_multiple: float = Field(default=1.0, gt=0, le=20)
+    # Danger: the risk at which customers reaching it did not buy within the horizon
+    # with this precision on the newest backtest cut-off ...
     danger_target_precision: float = Field(default=0.7, gt=0, lt=1)
     # ... and termination: the same at this precision (danger was not repaired).
     termination_target_precision: float = Field(default=0.9, gt=0, lt=1)
@@ -284,9 +284,9 @@ class LifecycleConfig(_Section):
     # risk, with these thresholds.
     fallback_danger_percentile: float = Field(default=0.9, gt=0, lt=1)
     fallback_termination_percentile: float = Field(default=0.98, gt=0, le=1)
-    # The backtest: up to this many cut-off dates, this many days apart (0: a quarter
+    # The backtest: up to this many cut-off dates, this many days apart (0: an eighth
     # of the horizon, at least a week), each with at least a horizon of history before.
-    backtest_cutoffs: int = Field(default=12, ge=2, le=100)
+    backtest_cutoffs: int = Field(default=24, ge=2, le=100)
     backtest_step_days: int = Field(default=0, ge=0, le=366)
     # Customers sampled for the rhythm and the risk model's fit (deterministic).
     sample_size: int = Field(default=200_000, ge=1000)

@@ -56,7 +56,6 @@ FEATURES: dict[str, int] = {
     "days_since_last_purchase": 1,
     "window_purchase_days": -1,
     "log_window_net_amount": -1,
-    "tenure_days": 0,
     "recent_purchase_days": -1,
     "silence_in_gaps": 1,
     "rhythm_percentile": 1,
@@ -316,7 +315,7 @@ def _cutoffs(settings: Settings, lake: Lake, day: date, horizon: int) -> list[da
     if not scored:
         return []
     first = min(scored)
-    step = rules.backtest_step_days or max(7, math.ceil(horizon / 4))
+    step = rules.backtest_step_days or max(7, math.ceil(horizon / 8))
     cutoffs: list[date] = []
     cutoff = day - timedelta(days=horizon)
     while len(cutoffs) < rules.backtest_cutoffs and cutoff - first >= timedelta(days=horizon):
@@ -472,15 +471,17 @@ def _classifier(settings: Settings, rows: int) -> Any:
 def _threshold(
     predicted: npt.NDArray[np.float64], lost: npt.NDArray[np.int64], precision: float
 ) -> float:
-    """The lowest risk at which customers at or above it did not buy, with ``precision``.
+    """The lowest risk at which customers reaching it did not buy, with ``precision``.
 
-    Over the validation cut-off: rank by risk, and take the largest top group whose share
-    of customers who did not buy is at least ``precision``. 1.0 (nobody) if none is.
+    A customer enters danger when their risk crosses the threshold, so what counts is
+    the outcome of customers *at* the threshold, not of everyone above it. On the
+    validation cut-off, the share who did not buy is smoothed into a non-decreasing
+    function of the risk (isotonic regression); the threshold is the lowest risk where
+    it reaches ``precision``. 1.0 (nobody) if it never does.
     """
-    order = np.argsort(-predicted, kind="stable")
-    ranked, outcome = predicted[order], lost[order]
-    share = np.cumsum(outcome) / np.arange(1, len(outcome) + 1)
-    # Only cut between distinct risks: customers with the same risk go together.
-    last_of_tie = np.append(ranked[1:] != ranked[:-1], True)
-    meets = np.flatnonzero((share >= precision) & last_of_tie)
-    return float(ranked[meets[-1]]) if len(meets) else 1.0
+    from sklearn.isotonic import IsotonicRegression
+
+    smoothed = IsotonicRegression(out_of_bounds="clip").fit(predicted, lost)
+    candidates = np.unique(predicted)
+    reached = np.flatnonzero(smoothed.predict(candidates) >= precision)
+    return float(candidates[reached[0]]) if len(reached) else 1.0
