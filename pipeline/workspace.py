@@ -6,7 +6,7 @@ import fcntl
 import re
 import shutil
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import date
 from pathlib import Path
 
@@ -50,3 +50,35 @@ def workspace(state_dir: Path, step: str, day: date) -> Iterator[Path]:
     """The date's lock for the step, and its scratch folder."""
     with date_lock(state_dir, step, day), scratch_dir(state_dir, step, day) as scratch:
         yield scratch
+
+
+def stale_scratch(state_dir: Path, remove: bool = False) -> list[Path]:
+    """Scratch folders no running step holds (a killed run's); removed if ``remove``.
+
+    A folder is in use while its step holds the date's lock, so a folder whose lock can
+    be taken without waiting is stale; it is removed holding that lock.
+    """
+    root = state_dir / "tmp"
+    if not root.is_dir():
+        return []
+    stale = []
+    for directory in sorted(root.iterdir()):
+        name = directory.name
+        with suppress(ValueError):
+            if _name(name[:-11], date.fromisoformat(name[-10:])) != name:
+                continue
+            lock = state_dir / "locks" / f"{name}.lock"
+            if not lock.is_file():
+                stale.append(directory)
+                if remove:
+                    shutil.rmtree(directory, ignore_errors=True)
+                continue
+            with lock.open("a") as handle:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue
+                stale.append(directory)
+                if remove:
+                    shutil.rmtree(directory, ignore_errors=True)
+    return stale

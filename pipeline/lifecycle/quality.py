@@ -14,7 +14,7 @@ from pipeline.errors import NotScoredError, PipelineError
 from pipeline.lake import AS_OF_KEY, Lake
 from pipeline.lifecycle.run import CUSTOMER_LIFECYCLE, DANGER_ALERTS
 from pipeline.scoring.inputs import register_parquet
-from pipeline.workspace import scratch_dir
+from pipeline.workspace import workspace
 
 RULES_METHOD = "customer_rules"
 
@@ -70,7 +70,7 @@ def detection_quality(
         "grace_days": options.grace_days,
         "baseline_days": options.baseline_days,
     }
-    with scratch_dir(settings.paths.state, "quality", eval_end) as scratch:
+    with workspace(settings.paths.state, "quality", eval_end) as scratch:
         return QualityReport(
             eval_start, eval_end, options, _judge(settings, scratch, lake, staged, episodes, params)
         )

@@ -1,15 +1,21 @@
 """The catalog of what is published: ``<published>/manifest.json``.
 
 It names, per table and as-of date, the one live Parquet file (immutable, named by a hash
-of its bytes), and the current as-of date (the latest published). It is replaced
-atomically as the last step of a publish, so a Parquet reader that starts from it sees
-one whole version; the serving DuckDB file and PostgreSQL are built from it. Files that
+of its bytes), the contract checks each date was published with (``publish_audit``), and
+the current as-of date (the latest published). Its ``publish_id`` is a hash of what it
+serves (the current as-of date and every table's versions): publishing content already
+served changes nothing, and gets no new ``publish_number``.
+
+Replacing the manifest is the commit point of a publish: the serving DuckDB file and
+PostgreSQL are prepared before it and switched to its publish after it, so they never
+serve a publish the manifest has not committed (pipeline/publish/run.py). Files that
 left the catalog are deleted ``keep_versions`` publishes later, when no serving file a
 reader may still hold open points at them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -20,6 +26,8 @@ from pipeline.lake import write_bytes_atomically
 
 MANIFEST = "manifest.json"
 SNAPSHOTS = "snapshots"
+# The contract checks of each published date, kept like a daily table's snapshots.
+AUDIT_TABLE = "publish_audit"
 FORMAT = 1
 
 
@@ -36,9 +44,27 @@ class Entry:
 class Catalog:
     publish_number: int = 0
     as_of_date: date | None = None
+    published_date: date | None = None  # the date whose publish made this version
     tables: dict[str, dict[date, Entry]] = field(default_factory=dict)
     # (file, the publish that retired it)
     retired: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def publish_id(self) -> str:
+        """A hash of what this version serves: equal content, equal id."""
+        content = {
+            "as_of_date": self.as_of_date.isoformat() if self.as_of_date else None,
+            "tables": {
+                table: {day.isoformat(): entry.version for day, entry in sorted(dates.items())}
+                for table, dates in sorted(self.tables.items())
+            },
+        }
+        return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
+
+    @property
+    def identity(self) -> tuple[int, str]:
+        """(publish number, publish id): what every target records of the version it serves."""
+        return self.publish_number, self.publish_id
 
     def entries(self, table: str) -> dict[date, Entry]:
         return self.tables.get(table, {})
@@ -54,7 +80,16 @@ class Catalog:
         return self.entries(table)[max(earlier)].rows if earlier else None
 
     def with_date(self, day: date, entries: dict[str, Entry]) -> Catalog:
-        """The catalog after publishing ``day``: its entries replace the date's old ones."""
+        """The catalog after publishing ``day``: its entries replace the date's old ones.
+
+        Entries equal to the served ones (a re-run of a published date with the same
+        content) are the same version: the catalog itself, with no new publish number.
+        """
+        as_of = max(day, self.as_of_date) if self.as_of_date else day
+        if as_of == self.as_of_date and all(
+            self.entries(table).get(day) == entry for table, entry in entries.items()
+        ):
+            return self
         tables = {name: dict(dates) for name, dates in self.tables.items()}
         retired = list(self.retired)
         number = self.publish_number + 1
@@ -63,9 +98,13 @@ class Catalog:
             if old is not None and old.file != entry.file:
                 retired.append((old.file, number))
             tables[table][day] = entry
-        as_of = max(day, self.as_of_date) if self.as_of_date else day
         return replace(
-            self, publish_number=number, as_of_date=as_of, tables=tables, retired=tuple(retired)
+            self,
+            publish_number=number,
+            as_of_date=as_of,
+            published_date=day,
+            tables=tables,
+            retired=tuple(retired),
         )
 
     def expired(self, keep_versions: int) -> tuple[list[str], Catalog]:
@@ -86,6 +125,9 @@ def load_catalog(published: Path) -> Catalog:
     return Catalog(
         publish_number=int(raw["publish_number"]),
         as_of_date=date.fromisoformat(raw["as_of_date"]) if raw["as_of_date"] else None,
+        published_date=(
+            date.fromisoformat(raw["published_date"]) if raw.get("published_date") else None
+        ),
         tables={
             table: {date.fromisoformat(day): Entry(**entry) for day, entry in dates.items()}
             for table, dates in raw["tables"].items()
@@ -99,7 +141,9 @@ def save_catalog(published: Path, catalog: Catalog) -> None:
     raw = {
         "format": FORMAT,
         "publish_number": catalog.publish_number,
+        "publish_id": catalog.publish_id,
         "as_of_date": catalog.as_of_date.isoformat() if catalog.as_of_date else None,
+        "published_date": catalog.published_date.isoformat() if catalog.published_date else None,
         "tables": {
             table: {
                 day.isoformat(): {"file": e.file, "rows": e.rows, "version": e.version}

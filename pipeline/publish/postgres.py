@@ -10,14 +10,17 @@ Layout (schema names from the configuration):
 - ``rfm.<table>``: a view selecting the current publish's versions. Views are created once
   (and again only when a contract's columns change), never replaced on a publish.
 
-A publish is one transaction: COPY the versions PostgreSQL lacks, record the new live
-versions, commit. Nothing but rows changes, so MVCC alone decides what a reader sees:
-every statement sees the old publish or the new one, whole, and readers never wait for
-the publish nor the publish for readers. (Partitions attached per version would not do:
+A publish is prepared in one transaction before the manifest commits (COPY the versions
+PostgreSQL lacks, record the new live versions and the publish's checks, commit) and
+switched to after it, by updating ``rfm_data.current_publish``, the one-row pointer every
+view reads, in a second transaction. Nothing but rows changes, so MVCC alone decides what
+a reader sees: every statement sees the old publish or the new one, whole, and readers never wait
+for the publish nor the publish for readers. (Partitions attached per version would not do:
 a query is planned with the partitions of the moment it is planned, which can be before
-a commit whose rows its snapshot then sees.) A kill before the commit leaves the old
-version; the re-run loads again. Afterwards, rows of versions no longer served by the
-last ``keep_versions`` publishes are deleted, which a reader's snapshot still sees through.
+a commit whose rows its snapshot then sees.) A kill before the switch leaves the old
+version served; the next run switches to the manifest's publish. Afterwards, rows of
+versions no longer served by the last ``keep_versions`` publishes are deleted, which a
+reader's snapshot still sees through.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from psycopg import sql as pg
 from pipeline import sql
 from pipeline.config import PublishConfig
 from pipeline.publish import faults
-from pipeline.publish.catalog import Catalog, Entry
+from pipeline.publish.catalog import AUDIT_TABLE, Catalog, Entry
 from pipeline.publish.contracts import AUDIT_COLUMNS, CheckResult, Column, Contract, audit_rows
 from pipeline.publish.tables import PUBLISHED_VIEWS
 
@@ -67,20 +70,53 @@ def pg_type(duckdb_type: str) -> str:
         raise ValueError(f"no PostgreSQL type for {duckdb_type}") from None
 
 
-def publish_to_postgres(
+def postgres_identity(config: PublishConfig) -> tuple[int, str | None] | None:
+    """(publish number, publish id) PostgreSQL serves; None before its first publish."""
+    names = _Names(config)
+    with psycopg.connect(config.postgres_url.get_secret_value(), autocommit=True) as conn:
+        if conn.execute(
+            "select to_regclass(%s)", [f"{names.data_schema}.current_publish"]
+        ).fetchone() == (None,):
+            return None
+        return _current(conn, names)
+
+
+def prepare_postgres(
     config: PublishConfig,
     published: Path,
     catalog: Catalog,
     contracts: list[Contract],
-    results: list[CheckResult],
-    day: date,
     scratch: Path,
 ) -> None:
-    """Make PostgreSQL serve ``catalog``'s current version, in one transaction."""
+    """Load ``catalog``'s publish into PostgreSQL, in one transaction, without serving it.
+
+    Readers see it once ``switch_postgres`` moves the pointer. Rows of a publish prepared
+    and never switched to (a killed run's) are replaced. If PostgreSQL serves a publish
+    the manifest does not (it is ahead, or differs), it is moved back in the same
+    transaction.
+    """
     names = _Names(config)
+    number, publish_id = catalog.identity
     with psycopg.connect(config.postgres_url.get_secret_value(), autocommit=False) as conn:
         conn.execute("select pg_advisory_xact_lock(hashtext(%s))", [names.data_schema])
-        _ensure_catalog_tables(conn, names)
+        migrated = _ensure_catalog_tables(conn, names)
+        current = _current(conn, names)
+        prepared = conn.execute(
+            pg.SQL("select publish_id from {} where publish_number = %s").format(
+                names.data("publishes")
+            ),
+            [number],
+        ).fetchone()
+        ahead = current is not None and current[0] >= number
+        if current == (number, publish_id) or (prepared == (publish_id,) and not ahead):
+            _ensure_views(conn, names, contracts, force=migrated)
+            conn.commit()
+            return
+        for table in ("live_versions", "publishes", "publish_audit"):
+            conn.execute(
+                pg.SQL("delete from {} where publish_number >= %s").format(names.data(table)),
+                [number],
+            )
         for contract in contracts:
             _ensure_table(conn, names, contract)
             loaded = _loaded_versions(conn, names, contract.table)
@@ -88,11 +124,68 @@ def publish_to_postgres(
                 if entry.version not in loaded:
                     _load_version(conn, names, contract, published / entry.file, entry, scratch)
                     faults.point("postgres_version_loaded")
-        _ensure_views(conn, names, contracts)
-        _record_publish(conn, names, catalog, contracts, results, day)
+        _ensure_views(conn, names, contracts, force=migrated)
+        _record_publish(conn, names, catalog, contracts, _audit_of(published, catalog))
+        if ahead:
+            _point_to(conn, names, number)
         faults.point("postgres_before_commit")
         conn.commit()
+
+
+def switch_postgres(config: PublishConfig, catalog: Catalog, contracts: list[Contract]) -> None:
+    """Serve ``catalog``'s prepared publish: one pointer update, one transaction."""
+    names = _Names(config)
+    number, publish_id = catalog.identity
+    with psycopg.connect(config.postgres_url.get_secret_value(), autocommit=False) as conn:
+        conn.execute("select pg_advisory_xact_lock(hashtext(%s))", [names.data_schema])
+        prepared = conn.execute(
+            pg.SQL("select publish_id from {} where publish_number = %s").format(
+                names.data("publishes")
+            ),
+            [number],
+        ).fetchone()
+        if prepared != (publish_id,):
+            raise RuntimeError(f"PostgreSQL has not prepared publish #{number} ({publish_id})")
+        _point_to(conn, names, number)
+        conn.commit()
     _drop_unserved(config, names, contracts)
+
+
+def _current(conn: psycopg.Connection, n: _Names) -> tuple[int, str | None] | None:
+    row = conn.execute(
+        pg.SQL(
+            "select c.publish_number, p.publish_id from {c} c "
+            "left join {p} p on p.publish_number = c.publish_number"
+        ).format(c=n.data("current_publish"), p=n.data("publishes"))
+    ).fetchone()
+    return (int(row[0]), row[1]) if row else None
+
+
+def _point_to(conn: psycopg.Connection, n: _Names, number: int) -> None:
+    conn.execute(pg.SQL("delete from {}").format(n.data("current_publish")))
+    conn.execute(
+        pg.SQL("insert into {} (publish_number) values (%s)").format(n.data("current_publish")),
+        [number],
+    )
+
+
+def _audit_of(published: Path, catalog: Catalog) -> list[tuple[object, ...]]:
+    """The checks ``catalog``'s publish was made with (its audit file), in AUDIT_COLUMNS order."""
+    day = catalog.published_date or catalog.as_of_date
+    entry = catalog.entries(AUDIT_TABLE).get(day) if day else None
+    if entry is None:
+        return []
+    con = duckdb.connect()
+    try:
+        columns = ", ".join(f'"{c}"' for c in AUDIT_COLUMNS)
+        return [
+            tuple(row)
+            for row in con.execute(
+                f"select {columns} from read_parquet($file)", {"file": str(published / entry.file)}
+            ).fetchall()
+        ]
+    finally:
+        con.close()
 
 
 def record_blocked_audit(config: PublishConfig, results: list[CheckResult], day: date) -> None:
@@ -123,7 +216,11 @@ class _Names:
         return pg.Identifier(self.schema, name)
 
 
-def _ensure_catalog_tables(conn: psycopg.Connection, n: _Names) -> None:
+def _ensure_catalog_tables(conn: psycopg.Connection, n: _Names) -> bool:
+    """Create what is missing; True if the publish pointer was new (views to recreate)."""
+    had_pointer = conn.execute(
+        "select to_regclass(%s)", [f"{n.data_schema}.current_publish"]
+    ).fetchone() != (None,)
     statements = [
         "create schema if not exists {data}",
         "revoke all on schema {data} from public",
@@ -133,6 +230,10 @@ def _ensure_catalog_tables(conn: psycopg.Connection, n: _Names) -> None:
             as_of_date date not null,
             published_date date not null,
             published_at timestamptz not null default now())""",
+        "alter table {data}.publishes add column if not exists publish_id text",
+        """create table if not exists {data}.current_publish (
+            singleton boolean primary key default true check (singleton),
+            publish_number integer not null)""",
         """create table if not exists {data}.live_versions (
             publish_number integer not null,
             table_name text not null,
@@ -166,6 +267,16 @@ def _ensure_catalog_tables(conn: psycopg.Connection, n: _Names) -> None:
     exists = conn.execute("select 1 from pg_roles where rolname = %s", [n.reader]).fetchone()
     if not exists:
         conn.execute(pg.SQL("create role {} nologin").format(pg.Identifier(n.reader)))
+    if had_pointer:
+        return False
+    # A database published before the pointer: it serves its latest publish.
+    conn.execute(
+        pg.SQL(
+            "insert into {} (publish_number) select max(publish_number) from {} "
+            "having max(publish_number) is not null"
+        ).format(n.data("current_publish"), n.data("publishes"))
+    )
+    return True
 
 
 def _ensure_table(conn: psycopg.Connection, n: _Names, contract: Contract) -> None:
@@ -266,21 +377,24 @@ def _write_csv(contract: Contract, file: Path, version: str, target: Path) -> No
         con.close()
 
 
-def _ensure_views(conn: psycopg.Connection, n: _Names, contracts: list[Contract]) -> None:
-    """Create the BI views that are missing or whose columns no longer match."""
+def _ensure_views(
+    conn: psycopg.Connection, n: _Names, contracts: list[Contract], force: bool = False
+) -> None:
+    """Create the BI views that are missing or whose columns no longer match (all of
+    them when ``force``)."""
     created = False
     for contract in contracts:
         view = n.view(contract.table)
-        if _columns(conn, n.schema, contract.table) == contract.column_names:
+        if not force and _columns(conn, n.schema, contract.table) == contract.column_names:
             continue
         conn.execute(pg.SQL("drop view if exists {} cascade").format(view))
         live = pg.SQL(
             "select l.version from {live} l where l.table_name = {table} and l.publish_number = "
-            "(select max(publish_number) from {publishes})"
+            "(select publish_number from {current})"
         ).format(
             live=n.data("live_versions"),
             table=pg.Literal(contract.table),
-            publishes=n.data("publishes"),
+            current=n.data("current_publish"),
         )
         conn.execute(
             pg.SQL("create view {} as select {} from {} where version in ({})").format(
@@ -292,8 +406,8 @@ def _ensure_views(conn: psycopg.Connection, n: _Names, contracts: list[Contract]
         )
         _comment(conn, view, contract.description, contract.columns)
         created = True
-    for name, query in _fixed_views(n):
-        if created or not _columns(conn, n.schema, name):
+    for name, columns, query in _fixed_views(n):
+        if created or _columns(conn, n.schema, name) != columns:
             conn.execute(pg.SQL("drop view if exists {}").format(n.view(name)))
             conn.execute(pg.SQL("create view {} as {}").format(n.view(name), query))
             created = True
@@ -322,20 +436,30 @@ def _ensure_views(conn: psycopg.Connection, n: _Names, contracts: list[Contract]
         )
 
 
-def _fixed_views(n: _Names) -> Iterable[tuple[str, pg.Composable]]:
+def _fixed_views(n: _Names) -> Iterable[tuple[str, list[str], pg.Composable]]:
+    info = ["publish_number", "as_of_date", "published_at", "publish_id"]
     yield (
         "publish_info",
-        pg.SQL(
-            "select publish_number, as_of_date, published_at from {p} "
-            "where publish_number = (select max(publish_number) from {p})"
-        ).format(p=n.data("publishes")),
+        info,
+        pg.SQL("select {} from {p} where publish_number = (select publish_number from {c})").format(
+            pg.SQL(", ").join(map(pg.Identifier, info)),
+            p=n.data("publishes"),
+            c=n.data("current_publish"),
+        ),
     )
+    audit = ["publish_number", "as_of_date", *AUDIT_COLUMNS, "recorded_at"]
+    # Checks of publishes prepared and not (yet) served stay hidden.
     yield (
         "publish_audit",
+        audit,
         pg.SQL(
-            "select publish_number, as_of_date, table_name, check_name, column_name, passed, "
-            "failing_rows, detail, publish_status, recorded_at from {}"
-        ).format(n.data("publish_audit")),
+            "select {} from {a} where publish_number is null "
+            "or publish_number <= (select publish_number from {c})"
+        ).format(
+            pg.SQL(", ").join(map(pg.Identifier, audit)),
+            a=n.data("publish_audit"),
+            c=n.data("current_publish"),
+        ),
     )
 
 
@@ -366,16 +490,10 @@ def _record_publish(
     n: _Names,
     catalog: Catalog,
     contracts: list[Contract],
-    results: list[CheckResult],
-    day: date,
+    audit: list[tuple[object, ...]],
 ) -> None:
     number = catalog.publish_number
-    conn.execute(
-        pg.SQL("delete from {} where publish_number = %s").format(n.data("live_versions")), [number]
-    )
-    conn.execute(
-        pg.SQL("delete from {} where publish_number = %s").format(n.data("publishes")), [number]
-    )
+    day = catalog.published_date or catalog.as_of_date
     with conn.cursor() as cursor:
         cursor.executemany(
             pg.SQL("insert into {} values (%s, %s, %s, %s, %s)").format(n.data("live_versions")),
@@ -387,15 +505,27 @@ def _record_publish(
         )
     conn.execute(
         pg.SQL(
-            "insert into {} (publish_number, as_of_date, published_date) values (%s, %s, %s)"
+            "insert into {} (publish_number, as_of_date, published_date, publish_id) "
+            "values (%s, %s, %s, %s)"
         ).format(n.data("publishes")),
-        [number, catalog.as_of_date, day],
+        [number, catalog.as_of_date, day, catalog.publish_id],
     )
-    _insert_audit(conn, n, number, day, results)
+    assert day is not None
+    _insert_audit_rows(conn, n, number, day, audit)
 
 
 def _insert_audit(
     conn: psycopg.Connection, n: _Names, number: int | None, day: date, results: list[CheckResult]
+) -> None:
+    _insert_audit_rows(conn, n, number, day, audit_rows(results))
+
+
+def _insert_audit_rows(
+    conn: psycopg.Connection,
+    n: _Names,
+    number: int | None,
+    day: date,
+    rows: list[tuple[object, ...]],
 ) -> None:
     with conn.cursor() as cursor:
         cursor.executemany(
@@ -404,7 +534,7 @@ def _insert_audit(
                 pg.SQL(", ").join(pg.Identifier(c) for c in AUDIT_COLUMNS),
                 pg.SQL(", ").join(pg.Placeholder() for _ in AUDIT_COLUMNS),
             ),
-            [(number, day, *row) for row in audit_rows(results)],
+            [(number, day, *row) for row in rows],
         )
 
 
@@ -426,7 +556,7 @@ def _drop_unserved(config: PublishConfig, n: _Names, contracts: list[Contract]) 
 
 def _delete_unserved(conn: psycopg.Connection, n: _Names, contracts: list[Contract]) -> None:
     newest = conn.execute(
-        pg.SQL("select max(publish_number) from {}").format(n.data("publishes"))
+        pg.SQL("select max(publish_number) from {}").format(n.data("current_publish"))
     ).fetchone()
     if not newest or newest[0] is None:
         return

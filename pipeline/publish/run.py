@@ -2,25 +2,29 @@
 
 1. **Write**: each ``sql/publish/<table>.sql`` runs over the date's lake partitions into a
    staged Parquet file (pseudonymous keys, no contact fields).
-2. **Audit**: each staged file is checked against its contract. The results, passed or
-   not, are written to ``<published>/audit/as_of_date=D``. If any check fails, nothing
-   is replaced: the previous version keeps serving, the operators are alerted and the
-   step fails.
-3. **Publish**: the files move to ``snapshots/`` under names given by their content, then
-   the serving DuckDB file is rebuilt aside and swapped in, then PostgreSQL takes the new
-   version in one transaction, and last the manifest is replaced. A kill at any moment
-   leaves each target on the old or the new version; re-running the date completes it.
+2. **Audit**: each staged file is checked against its contract. If any check fails,
+   nothing is replaced: the attempt's checks go to ``audit/blocked-<date>.parquet`` (and
+   PostgreSQL), the operators are alerted and the step fails.
+3. **Publish**, with the manifest as the one commit point: the tables and their checks
+   move to ``snapshots/`` under names given by their content; the new catalog gets a
+   publish id (a hash of what it serves) and, if that differs from the manifest's, the
+   next publish number. The serving DuckDB file is prepared aside and PostgreSQL loads
+   the publish without serving it; then the manifest is replaced (**commit**); then the
+   serving file is renamed into place and PostgreSQL's pointer is moved to it.
+
+Every target thus serves a publish the manifest has committed, whole, and carries its
+number and id. A kill leaves each target on the old publish or the new one, never ahead
+of the manifest. Each publish starts by clearing what a killed one left (see
+pipeline/publish/leftovers.py) and bringing a target behind the manifest to it; a re-run
+of a date whose content is already published is the same publish (same number and id).
 """
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import logging
 import os
 import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -32,9 +36,11 @@ from pipeline.alerts.operators import notify_operators
 from pipeline.config import Settings
 from pipeline.duck import connect, count_rows
 from pipeline.errors import PublishBlockedError
-from pipeline.lake import AS_OF_KEY, Lake, fsync_dir, write_partition
+from pipeline.lake import AS_OF_KEY, Lake, fsync_dir
 from pipeline.publish import faults
+from pipeline.publish.audit import blocked_file, write_audit
 from pipeline.publish.catalog import (
+    AUDIT_TABLE,
     SNAPSHOTS,
     Catalog,
     Entry,
@@ -44,12 +50,12 @@ from pipeline.publish.catalog import (
 from pipeline.publish.contracts import (
     CheckResult,
     Contract,
-    audit_rows,
     check_table,
     load_contract,
 )
+from pipeline.publish.leftovers import clear_leftovers, publish_lock
 from pipeline.publish.pseudonym import register_customer_key
-from pipeline.publish.serving import AUDIT_DIR, build_serving
+from pipeline.publish.serving import prepare_serving, serving_identity, switch_serving
 from pipeline.publish.tables import PUBLISHED_TABLES, has_previous_segments, register_lake_inputs
 from pipeline.timing import Timings
 from pipeline.workspace import workspace
@@ -84,17 +90,24 @@ def publish_date(settings: Settings, day: date) -> PublishReport:
     contracts = [load_contract(table) for table in PUBLISHED_TABLES]
     timings = Timings()
     with (
-        _publish_lock(settings.paths.state),
+        publish_lock(settings.paths.state),
         workspace(settings.paths.state, "publish", day) as scratch,
     ):
-        catalog = load_catalog(published)
+        with timings.phase("reconcile"):
+            clear_leftovers(settings)
+            catalog = load_catalog(published)
+            _sync_targets(settings, catalog, catalog, contracts, scratch)
         con = connect(settings.duckdb, spill_dir=scratch / "spill")
         try:
             with timings.phase("write"):
                 staged = _write(con, settings, day, scratch)
             with timings.phase("audit"):
                 results = _audit(con, settings, catalog, contracts, staged, day)
-                _record_audit(con, published, day, results)
+                if not all(result.passed for result in results):
+                    write_audit(con, results, day, blocked_file(published, day))
+                else:
+                    staged[AUDIT_TABLE] = scratch / f"{AUDIT_TABLE}.parquet"
+                    write_audit(con, results, day, staged[AUDIT_TABLE])
         finally:
             con.close()
         if not all(result.passed for result in results):
@@ -103,36 +116,72 @@ def publish_date(settings: Settings, day: date) -> PublishReport:
         with timings.phase("snapshots"):
             entries = _place_snapshots(published, staged, day)
             new_catalog = catalog.with_date(day, entries)
+            expired: list[str] = []
+            if new_catalog is not catalog:
+                expired, new_catalog = new_catalog.expired(settings.publish.keep_versions)
         faults.point("snapshots_placed")
-        with timings.phase("serving"):
-            serving = build_serving(published, settings.publish, new_catalog, contracts)
-        faults.point("serving_swapped")
-        postgres = bool(settings.publish.postgres_url.get_secret_value())
-        if postgres:
-            from pipeline.publish.postgres import publish_to_postgres
-
-            with timings.phase("postgres"):
-                publish_to_postgres(
-                    settings.publish, published, new_catalog, contracts, results, day, scratch
-                )
-            faults.point("postgres_committed")
+        _sync_targets(settings, catalog, new_catalog, contracts, scratch, timings)
         with timings.phase("cleanup"):
-            expired, new_catalog = new_catalog.expired(settings.publish.keep_versions)
-            save_catalog(published, new_catalog)
-            faults.point("manifest_saved")
             for relative in expired:
                 (published / relative).unlink(missing_ok=True)
+    del entries[AUDIT_TABLE]
     return PublishReport(
         as_of_date=day,
         current_as_of_date=new_catalog.as_of_date or day,
         publish_number=new_catalog.publish_number,
         rows={table: entry.rows for table, entry in entries.items()},
         checks=len(results),
-        serving_file=serving,
-        postgres=postgres,
+        serving_file=published / settings.publish.serving_file,
+        postgres=bool(settings.publish.postgres_url.get_secret_value()),
         removed_files=len(expired),
         timings=timings.seconds,
     )
+
+
+def _sync_targets(
+    settings: Settings,
+    committed: Catalog,
+    catalog: Catalog,
+    contracts: list[Contract],
+    scratch: Path,
+    timings: Timings | None = None,
+) -> None:
+    """Bring every target to ``catalog``: prepare those not serving it, commit the manifest
+    (if ``catalog`` is not the ``committed`` one), then switch the prepared targets.
+
+    With ``catalog`` the committed manifest, this rolls forward a target left behind by a
+    killed publish (or moves back one that serves a publish the manifest never committed).
+    """
+    published = settings.paths.published
+    config = settings.publish
+    timings = timings or Timings()
+    postgres = bool(config.postgres_url.get_secret_value())
+    if catalog.as_of_date is None:
+        return  # nothing published yet
+    pending = None
+    with timings.phase("serving"):
+        if serving_identity(published, config) != catalog.identity:
+            pending = prepare_serving(published, config, catalog, contracts)
+            faults.point("serving_prepared")
+    if postgres:
+        from pipeline.publish.postgres import postgres_identity, prepare_postgres
+
+        with timings.phase("postgres"):
+            behind = postgres_identity(config) != catalog.identity
+            if behind:
+                prepare_postgres(config, published, catalog, contracts, scratch)
+                faults.point("postgres_prepared")
+    if catalog is not committed:
+        save_catalog(published, catalog)  # the commit point
+        faults.point("manifest_saved")
+    if pending is not None:
+        switch_serving(published, config, pending)
+        faults.point("serving_switched")
+    if postgres and behind:
+        from pipeline.publish.postgres import switch_postgres
+
+        switch_postgres(config, catalog, contracts)
+        faults.point("postgres_switched")
 
 
 def _write(
@@ -181,20 +230,6 @@ def _audit(
     return results
 
 
-def _record_audit(
-    con: duckdb.DuckDBPyConnection, published: Path, day: date, results: list[CheckResult]
-) -> None:
-    """The date's contract results, passed and failed, for BI and for the record."""
-    con.execute(
-        "create or replace temp table audit (table_name varchar, check_name varchar, "
-        "column_name varchar, passed boolean, failing_rows bigint, detail varchar, "
-        "publish_status varchar)"
-    )
-    con.executemany("insert into audit values (?, ?, ?, ?, ?, ?, ?)", audit_rows(results))
-    target = Lake(published / AUDIT_DIR).root / f"{AS_OF_KEY}={day.isoformat()}" / "data.parquet"
-    write_partition(con.table("audit").order("table_name, check_name, column_name"), target)
-
-
 def _block(settings: Settings, day: date, results: list[CheckResult]) -> None:
     failed = [result for result in results if not result.passed]
     details = [
@@ -236,9 +271,6 @@ def _place_snapshots(published: Path, staged: dict[str, Path], day: date) -> dic
                 / f"data-{digest}.parquet"
             )
             target = published / relative
-            # A publish killed while copying leaves its temporary (we hold the lock).
-            for leftover in target.parent.glob(".*.tmp"):
-                leftover.unlink()
             rows = count_rows(con, path)
             if not target.is_file():
                 _copy_atomically(path, target)
@@ -269,13 +301,3 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-@contextmanager
-def _publish_lock(state: Path) -> Iterator[None]:
-    """One publish at a time, whatever the date: they share the catalog and the targets."""
-    lock_dir = state / "locks"
-    lock_dir.mkdir(parents=True, exist_ok=True)
-    with (lock_dir / "publish.lock").open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        yield

@@ -1,5 +1,12 @@
 """The serving DuckDB file BI tools open: built aside, then renamed into place.
 
+A publish prepares the file (``prepare_serving``: a complete, flushed
+``.<serving file>.<publish number>-<publish id>.pending`` beside it) before the manifest
+commits, and renames it into place (``switch_serving``) after: the file never serves a
+publish the manifest has not committed. ``publish_info`` names the publish it serves
+(``publish_number``, ``publish_id``), and ``publish_audit`` shows the checks of the
+publishes it serves (and held-back attempts, marked ``blocked``).
+
 The file holds the current as-of date's per-customer tables (``customer_segments``,
 ``customer_lifecycle``, ``cluster_profiles``) as tables, and views over the published
 Parquet files for everything with history: the daily tables, ``<snapshot>_history`` and
@@ -20,25 +27,53 @@ import duckdb
 from pipeline import sql
 from pipeline.config import PublishConfig
 from pipeline.lake import fsync_dir
-from pipeline.publish.catalog import Catalog
+from pipeline.publish.audit import blocked_glob
+from pipeline.publish.catalog import AUDIT_TABLE, Catalog
 from pipeline.publish.contracts import Contract, identifier
 from pipeline.publish.tables import PUBLISHED_VIEWS
 
-AUDIT_DIR = "audit"
+
+def serving_leftovers(published: Path, config: PublishConfig) -> list[Path]:
+    """Serving files being written or prepared and not switched in (a killed publish's)."""
+    return sorted(published.glob(f".{config.serving_file}.*"))
 
 
-def build_serving(
+def serving_identity(published: Path, config: PublishConfig) -> tuple[int, str] | None:
+    """(publish number, publish id) the serving file serves; None without a file (or one
+    written before publishes had an id)."""
+    path = published / config.serving_file
+    if not path.is_file():
+        return None
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        columns = {
+            name
+            for (name,) in con.execute(
+                "select column_name from information_schema.columns "
+                "where table_name = 'publish_info'"
+            ).fetchall()
+        }
+        if "publish_id" not in columns:
+            return None
+        rows = con.execute("select publish_number, publish_id from publish_info").fetchall()
+    finally:
+        con.close()
+    return (int(rows[0][0]), str(rows[0][1])) if rows else None
+
+
+def prepare_serving(
     published: Path, config: PublishConfig, catalog: Catalog, contracts: list[Contract]
 ) -> Path:
-    """Write the serving file for ``catalog`` and swap it into place; its path.
+    """Write the serving file for ``catalog`` beside the live one, flushed; its path.
 
     The file is written in the storage format of ``config.serving_storage_version``, so
     that BI tools bundling an older DuckDB can open it.
     """
     file_name = config.serving_file
-    target = published / file_name
+    number, publish_id = catalog.identity
+    pending = published / f".{file_name}.{number}-{publish_id}.pending"
     temporary = published / f".{file_name}.{os.getpid()}.tmp"
-    for leftover in published.glob(f".{file_name}.*.tmp*"):
+    for leftover in serving_leftovers(published, config):
         leftover.unlink(missing_ok=True)
     con = duckdb.connect(
         str(temporary),
@@ -51,17 +86,25 @@ def build_serving(
             _write_table(con, published, catalog, contract)
         for view in PUBLISHED_VIEWS:
             con.execute(f"create view {identifier(view)} as {sql.load(f'publish/views/{view}')}")
-        _write_audit_view(con, published)
+        _write_audit_view(con, published, catalog)
         con.execute("checkpoint")
     finally:
         con.close()
     try:
         with temporary.open("rb") as handle:
             os.fsync(handle.fileno())
-        os.replace(temporary, target)
+        os.replace(temporary, pending)
     finally:
         temporary.unlink(missing_ok=True)
         Path(f"{temporary}.wal").unlink(missing_ok=True)
+    fsync_dir(published)
+    return pending
+
+
+def switch_serving(published: Path, config: PublishConfig, pending: Path) -> Path:
+    """Rename a prepared serving file into place (one atomic rename); the live path."""
+    target = published / config.serving_file
+    os.replace(pending, target)
     fsync_dir(published)
     return target
 
@@ -71,8 +114,8 @@ def _write_info(
 ) -> None:
     con.execute(
         "create table publish_info as select $as_of::date as as_of_date, "
-        "$number::integer as publish_number",
-        {"as_of": catalog.as_of_date, "number": catalog.publish_number},
+        "$number::integer as publish_number, $id::varchar as publish_id",
+        {"as_of": catalog.as_of_date, "number": catalog.publish_number, "id": catalog.publish_id},
     )
     con.execute(
         "create table published_tables (table_name varchar, kind varchar, description varchar, "
@@ -118,12 +161,17 @@ def _write_table(
     )
 
 
-def _write_audit_view(con: duckdb.DuckDBPyConnection, published: Path) -> None:
-    pattern = _literal(published / AUDIT_DIR / "*" / "data.parquet")
-    con.execute(
-        "create view publish_audit as "
-        f"select * from read_parquet({pattern}, hive_partitioning = true)"
-    )
+def _write_audit_view(con: duckdb.DuckDBPyConnection, published: Path, catalog: Catalog) -> None:
+    """The checks of the dates this file serves (files the manifest names), and the
+    held-back attempts (a glob: an attempt held back after the file was built shows)."""
+    blocked = f"select * from read_parquet({_literal(blocked_glob(published))})"
+    served = [published / e.file for _, e in sorted(catalog.entries(AUDIT_TABLE).items())]
+    if served:
+        files = ", ".join(_literal(path) for path in served)
+        query = f"select * from read_parquet([{files}]) union all by name {blocked}"
+    else:
+        query = blocked
+    con.execute(f"create view publish_audit as {query}")
 
 
 def _literal(path: Path) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
-from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -24,6 +23,7 @@ from pipeline.lifecycle.run import (
     STAGE_FLOWS,
     STAGE_TRANSITIONS,
 )
+from pipeline.publish.audit import audit_file
 from pipeline.scoring.run import CLUSTER_PROFILES, CUSTOMER_SEGMENTS, MODEL_KEY, SEGMENT_SUMMARY
 
 Rows = list[dict[str, Any]]
@@ -42,7 +42,6 @@ CHECKED_TABLES = (
     (STAGE_FLOWS, AS_OF_KEY),
 )
 # Written by the publish step (pipeline/publish): its contract results per date.
-AUDIT_FILE = Path("audit")
 
 
 @dataclass(frozen=True)
@@ -105,7 +104,7 @@ def collect(settings: Settings, day: date, con: duckdb.DuckDBPyConnection) -> Re
 
     ingested = [d for d in lake.partition_dates(LEDGER) if history_start <= d <= day]
     quarantine = lake.partition_file(QUARANTINE, day)
-    audit = settings.paths.published / AUDIT_FILE / f"{AS_OF_KEY}={day}" / "data.parquet"
+    audit = audit_file(settings.paths.published, day)
     profiles = (
         lake.partition_file(CLUSTER_PROFILES, model_version, MODEL_KEY) if model_version else None
     )
@@ -148,7 +147,7 @@ def collect(settings: Settings, day: date, con: duckdb.DuckDBPyConnection) -> Re
         ),
         checks=_checks(con, settings, lake, day),
         publish_audit=rows("report_publish_audit", {"audit_file": str(audit)})
-        if audit.is_file()
+        if audit is not None
         else None,
         segment_changes=rows(
             "report_segment_changes",

@@ -1,0 +1,159 @@
+"""What a killed run leaves behind, found for ``status`` and cleared by the next publish.
+
+- **scratch**: ``paths.state/tmp/<step>-<date>`` folders no running step holds (each step
+  holds its date's lock while its folder exists; see pipeline/workspace.py);
+- **temporaries**: half-written files in the published folder (``.*.tmp``) and serving
+  files prepared but never switched in (``.<serving file>.*``);
+- **orphans**: files under ``snapshots/`` that the manifest names neither as live nor as
+  retired (placed by a publish killed before its commit, or left after it);
+- **targets_behind**: targets not serving the manifest's publish (killed between the
+  commit and their switch); the next publish brings them to it first.
+
+Finding takes no lock a publish waits for: while a publish runs (``publish_running``), its
+files in the published folder are work in progress and are not listed.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipeline.config import Settings
+from pipeline.publish.catalog import SNAPSHOTS, load_catalog
+from pipeline.publish.serving import serving_identity, serving_leftovers
+from pipeline.workspace import stale_scratch
+
+log = logging.getLogger(__name__)
+
+_LOCK = "publish.lock"
+
+
+@dataclass(frozen=True)
+class Leftovers:
+    """What killed runs left; empty when nothing is."""
+
+    scratch: list[Path] = field(default_factory=list)
+    temporaries: list[Path] = field(default_factory=list)
+    orphans: list[Path] = field(default_factory=list)
+    targets_behind: list[str] = field(default_factory=list)
+    publish_running: bool = False
+
+    @property
+    def paths(self) -> list[Path]:
+        return [*self.scratch, *self.temporaries, *self.orphans]
+
+    def __bool__(self) -> bool:
+        return bool(self.paths or self.targets_behind)
+
+
+def find_leftovers(settings: Settings, check_postgres: bool = True) -> Leftovers:
+    """What killed runs left (read-only; safe while the pipeline runs).
+
+    ``check_postgres``: also ask PostgreSQL (when configured) which publish it serves; an
+    unreachable server is reported in ``targets_behind``.
+    """
+    scratch = stale_scratch(settings.paths.state)
+    with _try_publish_lock(settings.paths.state) as free:
+        if not free:
+            return Leftovers(scratch=scratch, publish_running=True)
+        return Leftovers(
+            scratch=scratch,
+            temporaries=_temporaries(settings),
+            orphans=_orphans(settings.paths.published),
+            targets_behind=_targets_behind(settings, check_postgres),
+        )
+
+
+def clear_leftovers(settings: Settings) -> Leftovers:
+    """Remove the scratch folders, temporaries and orphans killed runs left; what was
+    removed. Call it holding ``publish_lock`` (a publish does, first)."""
+    scratch = stale_scratch(settings.paths.state, remove=True)
+    found = Leftovers(
+        scratch=scratch,
+        temporaries=_temporaries(settings),
+        orphans=_orphans(settings.paths.published),
+    )
+    for path in [*found.temporaries, *found.orphans]:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    if found.paths:
+        log.info("removed %d leftovers of killed runs", len(found.paths))
+    return found
+
+
+@contextmanager
+def publish_lock(state: Path) -> Iterator[None]:
+    """One publish at a time, whatever the date: they share the catalog and the targets."""
+    lock_dir = state / "locks"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    with (lock_dir / _LOCK).open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+@contextmanager
+def _try_publish_lock(state: Path) -> Iterator[bool]:
+    path = state / "locks" / _LOCK
+    if not path.is_file():
+        yield True
+        return
+    with path.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+
+
+def _temporaries(settings: Settings) -> list[Path]:
+    published = settings.paths.published
+    if not published.is_dir():
+        return []
+    found = set(serving_leftovers(published, settings.publish))
+    found.update(path for path in published.rglob(".*.tmp") if path.is_file())
+    return sorted(found)
+
+
+def _orphans(published: Path) -> list[Path]:
+    snapshots = published / SNAPSHOTS
+    if not snapshots.is_dir():
+        return []
+    catalog = load_catalog(published)
+    named = {
+        published / entry.file for dates in catalog.tables.values() for entry in dates.values()
+    }
+    named.update(published / file for file, _ in catalog.retired)
+    return sorted(
+        path
+        for path in snapshots.rglob("*")
+        if path.is_file() and path not in named and not path.name.endswith(".tmp")
+    )
+
+
+def _targets_behind(settings: Settings, check_postgres: bool) -> list[str]:
+    published = settings.paths.published
+    catalog = load_catalog(published)
+    if catalog.as_of_date is None:
+        return []
+    behind = []
+    if serving_identity(published, settings.publish) != catalog.identity:
+        behind.append(settings.publish.serving_file)
+    if check_postgres and settings.publish.postgres_url.get_secret_value():
+        import psycopg
+
+        from pipeline.publish.postgres import postgres_identity
+
+        try:
+            if postgres_identity(settings.publish) != catalog.identity:
+                behind.append("postgresql")
+        except psycopg.Error as error:
+            behind.append(f"postgresql (not reachable: {error})".strip())
+    return behind
