@@ -313,6 +313,9 @@ class AlertsConfig(_Section):
     webhook_url: str = ""
     # HMAC-SHA256 key signing each webhook body; set it through RFM_ALERTS__WEBHOOK_SECRET.
     webhook_secret: SecretStr = SecretStr("")
+    # A webhook without a secret is refused (its alerts name customers): true posts them
+    # unsigned anyway, e.g. to a receiver inside the same network that cannot verify.
+    allow_unsigned_webhook: bool = False
     webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     # Email each day's alerts through this SMTP server: smtp://user:password@host:port
     # (smtps:// for TLS, ?starttls=true to upgrade); empty: no email.
@@ -504,6 +507,13 @@ class Settings(BaseSettings):
 def late_span_days(ingest: IngestConfig) -> int:
     """How many days before its export date a line's local order date can be."""
     return -(-ingest.late_tolerance_hours // 24)
+
+
+def config_source(config_file: Path | None = None) -> str:
+    """Where load_settings reads from: the file's path, or "defaults" (and RFM_* variables)."""
+    from_env = os.environ.get(CONFIG_ENV_VAR)
+    chosen = config_file or (Path(from_env) if from_env else Path(DEFAULT_CONFIG_FILE))
+    return str(chosen.resolve()) if chosen.is_file() else "defaults and RFM_* variables"
 
 
 def load_settings(config_file: Path | None = None) -> Settings:
