@@ -428,7 +428,8 @@ class ScheduleConfig(_Section):
     # The daily run, a cron expression in source.timezone: 06:00, once the night's
     # exports have usually landed.
     daily_cron: str = "0 6 * * *"
-    # The model-refit DAG: Sundays 08:00, after that day's daily run.
+    # The model-refit DAG refits after the daily publish of the days this cron fires on
+    # (rfm_refit runs on the daily publish's asset events): Sundays.
     refit_cron: str = "0 8 * * 0"
     # The first logical date the DAGs know; backfills may start here.
     start_date: date = date(2025, 1, 1)
