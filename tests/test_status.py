@@ -97,3 +97,27 @@ def test_consecutive_alike_dates_share_a_line(tmp_path: Path) -> None:
 
     text = " ".join(result.stdout.split())
     assert "│ 2026-11-22 to 2026-11-24 │ 3 │ ingested │ 3 │ 3 │ yes │ yes │ yes │" in text
+
+
+def test_rejected_files_show_once_the_ledger_records_an_outcome(tmp_path: Path) -> None:
+    """The ingest ledger of issue 14 records rejected and skipped files with an outcome
+    column: status counts them per date from the same ledger files."""
+    import duckdb
+
+    project = _project(tmp_path)
+    settings = load_settings(project / "pipeline.toml")
+    partition = settings.paths.lake / "ingest_ledger" / "export_date=2026-11-22" / "data.parquet"
+    partition.parent.mkdir(parents=True)
+    duckdb.execute(
+        "copy (select * from (values"
+        " ('sales_20261122_web.csv', 4, 4, 0, 0, 'ingested'),"
+        " ('sales_20261122_bad.csv', 0, 0, 0, 0, 'rejected')"
+        ") as t(source_file, rows_in, rows_accepted, rows_quarantined, rows_duplicate, outcome))"
+        " to '" + str(partition) + "' (format parquet)"
+    )
+
+    [day] = pipeline_status(settings, date.min, date.max).dates
+
+    assert (day.day, day.ingest, day.rejected_files) == (date(2026, 11, 22), INGESTED, 1)
+    text = " ".join(run(project, "status").stdout.split())
+    assert "│ 2026-11-22 │ 1 │ ingested, 1 files rejected │" in text
