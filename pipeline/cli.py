@@ -112,7 +112,6 @@ def _log_to_stderr() -> None:
         handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         logger.addHandler(handler)
-        logger.propagate = False
     logger.setLevel(logging.WARNING if console.err.is_terminal else logging.INFO)
 
 
