@@ -26,6 +26,7 @@ from pipeline.config import load_settings
 from pipeline.schedule import tasks
 from pipeline.schedule.airflow_glue import (
     ASSETS,
+    DAILY_PUBLISHED,
     default_args,
     publish_with_asset_events,
     run_business_date,
@@ -108,9 +109,9 @@ with DAG(
     def lifecycle(day: str) -> dict[str, Any]:
         return tasks.lifecycle(tasks.settings(), date.fromisoformat(day))
 
-    @task(outlets=list(ASSETS.values()))
+    @task(outlets=[*ASSETS.values(), DAILY_PUBLISHED])
     def publish(day: str) -> dict[str, Any]:
-        return publish_with_asset_events(day)
+        return publish_with_asset_events(day, daily=True)
 
     @task
     def deliver_alerts(day: str) -> dict[str, Any]:

@@ -1,36 +1,41 @@
 """rfm_refit: a new K-means model for the segments' clusters, published.
 
-Weekly by default (``schedule.refit_cron``, after that day's daily run). It waits until
-the daily DAG has published the business date, fits a new cluster model as of that date
-(cluster ids matched to the previous model's), rescores and restages the date with it,
-and publishes: ``cluster_profiles`` then carries the new model version, and every
-published table gets an asset event. The daily DAG keeps using the newest model.
+Scheduled on the daily DAG's publish (the asset ``rfm.daily_published``): after each
+daily publish it checks whether a refit is due for that business date
+(``schedule.refit_cron``, by default the Sunday run's date) and otherwise skips. So it
+never waits for a date: it starts only once the date is published. When due, it fits a
+new cluster model as of that date (cluster ids matched to the previous model's),
+rescores and restages the date with it, and publishes: ``cluster_profiles`` then carries
+the new model version, and every published table gets an asset event. A manual run
+with the param ``business_date`` refits that date at once. The daily DAG keeps using the
+newest model.
 """
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
-from airflow.sdk import DAG, CronTriggerTimetable, Param, PokeReturnValue, chain, task
+from airflow.sdk import DAG, Param, chain, task
 
 from pipeline.config import load_settings
 from pipeline.schedule import tasks
 from pipeline.schedule.airflow_glue import (
     ASSETS,
+    DAILY_PUBLISHED,
     default_args,
     publish_with_asset_events,
-    run_business_date,
+    refit_request,
     start_date,
 )
+from pipeline.schedule.dates import refit_due
 
 SETTINGS = load_settings(None)
-SCHEDULE = SETTINGS.schedule
 
 with DAG(
     dag_id="rfm_refit",
     description="Refit the K-means clusters and publish the new model version",
-    schedule=CronTriggerTimetable(SCHEDULE.refit_cron, timezone=SETTINGS.source.timezone),
+    schedule=DAILY_PUBLISHED,
     start_date=start_date(SETTINGS),
     catchup=False,
     max_active_runs=1,
@@ -40,8 +45,8 @@ with DAG(
             None,
             type=["null", "string"],
             format="date",
-            description="The date to refit as of (default: the logical date's day minus "
-            "schedule.export_lag_days)",
+            description="Refit as of this date now (default: the date the daily DAG "
+            "published, when schedule.refit_cron says a refit is due)",
         ),
     },
     tags=["rfm"],
@@ -50,17 +55,16 @@ with DAG(
 
     @task
     def business_date() -> str:
-        return run_business_date().isoformat()
+        day, _ = refit_request()
+        return day.isoformat()
 
-    @task.sensor(
-        mode="reschedule",
-        poke_interval=SCHEDULE.export_poke_seconds,
-        timeout=timedelta(hours=24).total_seconds(),
-        retries=0,
-    )
-    def wait_for_daily_publish(day: str) -> PokeReturnValue:
-        published = tasks.published_dates(tasks.settings())
-        return PokeReturnValue(is_done=date.fromisoformat(day) in published)
+    @task.short_circuit
+    def refit_is_due(day: str) -> bool:
+        _, asked = refit_request()
+        due = asked or refit_due(tasks.settings(), date.fromisoformat(day))
+        reason = "asked for" if asked else "due" if due else "not due (schedule.refit_cron)"
+        tasks.log.info("refit %s: %s", day, reason)
+        return due
 
     @task
     def refit(day: str) -> dict[str, Any]:
@@ -75,4 +79,4 @@ with DAG(
         return publish_with_asset_events(day)
 
     day = business_date()
-    chain(wait_for_daily_publish(day), refit(day), lifecycle(day), publish(day))
+    chain(refit_is_due(day), refit(day), lifecycle(day), publish(day))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 import sys
 import traceback
@@ -11,10 +12,11 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import click
+import duckdb
 
-from pipeline import console
+from pipeline import console, preflight, steplog
 from pipeline.alerts import deliver
-from pipeline.config import Settings, load_settings
+from pipeline.config import Settings, config_source, load_settings
 from pipeline.demo.generate import generate
 from pipeline.errors import PipelineError
 from pipeline.ingest.run import ingest_date
@@ -26,6 +28,7 @@ from pipeline.lifecycle.run import LifecycleReport, stage_date
 from pipeline.publish import PublishReport, publish_date
 from pipeline.report import build_report, record_run
 from pipeline.scoring.run import ScoreReport, score_date
+from pipeline.status import pipeline_status
 from pipeline.timing import Timings
 
 DEMO_START = date(2025, 1, 1)
@@ -49,8 +52,13 @@ key_secret = "demo-only-secret-not-for-production"
 class _Context:
     config_file: Path | None
 
-    def settings(self) -> Settings:
-        return load_settings(self.config_file)
+    def settings(self, *steps: str) -> Settings:
+        """The configuration, checked for what ``steps`` will need (pipeline/preflight.py)
+        before any of them starts."""
+        settings = load_settings(self.config_file)
+        if steps:
+            preflight.check(settings, steps)
+        return settings
 
 
 class _IsoDate(click.ParamType[date]):
@@ -81,7 +89,31 @@ ISO_DATE = _IsoDate()
 @click.pass_context
 def cli(ctx: click.Context, config_file: Path | None, debug: bool) -> None:
     """Daily sales exports to customer segments, lifecycle stages and danger alerts."""
+    _log_to_stderr()
     ctx.obj = _Context(config_file)
+
+
+class _StderrHandler(logging.Handler):
+    """Log records to whatever sys.stderr is when they are emitted."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+            sys.stderr.flush()
+        except Exception:
+            self.handleError(record)
+
+
+def _log_to_stderr() -> None:
+    """The pipeline's log lines on stderr: every step's figures and progress lines when
+    stderr is not a terminal (a scheduler, a pipe, a log file); only warnings on a
+    terminal, where the progress bars and tables say the same."""
+    logger = logging.getLogger("pipeline")
+    if not any(isinstance(handler, _StderrHandler) for handler in logger.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.WARNING if console.err.is_terminal else logging.INFO)
 
 
 @cli.command()
@@ -89,10 +121,11 @@ def cli(ctx: click.Context, config_file: Path | None, debug: bool) -> None:
 @click.pass_obj
 def ingest(context: _Context, day: date) -> None:
     """Ingest one date's export files into the lake (replacing that date's partitions)."""
-    settings = context.settings()
+    settings = context.settings("ingest")
     with console.progress_bar(f"ingest {day}", total=1) as bar:
         report = ingest_date(settings, day, lambda step: bar.detail(step))
         bar.advance()
+    steplog.ingested(report)
     console.ingest_report(report)
 
 
@@ -103,10 +136,11 @@ def ingest(context: _Context, day: date) -> None:
 @click.pass_obj
 def score(context: _Context, day: date, full: bool, refit: bool) -> None:
     """Score every customer as of a date: RFM, segments, clusters, summary."""
-    settings = context.settings()
+    settings = context.settings("score")
     with console.progress_bar(f"score {day}", total=1) as bar:
         report = score_date(settings, day, full=full, refit=refit)
         bar.advance()
+    steplog.scored(report)
     console.score_report(report)
 
 
@@ -125,8 +159,12 @@ def refit(ctx: click.Context, day: date) -> None:
 def lifecycle(context: _Context, day: date) -> None:
     """Stage every customer as of a scored date; record transitions and danger alerts
     (table, daily file, and the outbox of the configured channels)."""
-    settings = context.settings()
-    console.lifecycle_report(stage_date(settings, day))
+    settings = context.settings("lifecycle")
+    with console.progress_bar(f"lifecycle {day}", total=1) as bar:
+        report = stage_date(settings, day)
+        bar.advance()
+    steplog.staged(report)
+    console.lifecycle_report(report)
 
 
 @cli.command()
@@ -135,7 +173,12 @@ def lifecycle(context: _Context, day: date) -> None:
 def publish(context: _Context, day: date) -> None:
     """Check the date's BI tables against their contracts and publish them: Parquet
     snapshots, the serving DuckDB file, PostgreSQL. A failed check publishes nothing."""
-    console.publish_report(publish_date(context.settings(), day))
+    settings = context.settings("publish")
+    with console.progress_bar(f"publish {day}", total=1) as bar:
+        report = publish_date(settings, day)
+        bar.advance()
+    steplog.published(report)
+    console.publish_report(report)
 
 
 @cli.command()
@@ -146,8 +189,11 @@ def publish(context: _Context, day: date) -> None:
 def alerts(context: _Context, day: date) -> None:
     """Deliver queued danger alerts to the webhook and email channels; what fails stays
     queued for the next run (given up after alerts.give_up_after_days)."""
-    settings = context.settings()
-    report = deliver(settings, today=day)
+    settings = context.settings("alerts")
+    with console.progress_bar(f"alerts {day}", total=1) as bar:
+        report = deliver(settings, today=day)
+        bar.advance()
+    steplog.delivered(report, day)
     if not report.channels:
         console.out.print("No alert channel configured (alerts.webhook_url, alerts.smtp_url).")
     console.delivery_report(report)
@@ -158,33 +204,44 @@ def alerts(context: _Context, day: date) -> None:
 @click.pass_obj
 def run(context: _Context, day: date) -> None:
     """Every step for one date: ingest, score, lifecycle, publish, deliver alerts."""
-    settings = context.settings()
+    settings = context.settings(*preflight.STEPS)
     timings = Timings()
-    with console.progress_bar(f"run {day}", total=4) as bar:
+    with console.progress_bar(f"run {day}", total=6) as bar:
         with timings.phase("ingest"):
             ingested = ingest_date(settings, day, lambda step: bar.detail(step))
+        steplog.ingested(ingested)
         bar.advance()
         bar.detail("scoring")
         with timings.phase("score"):
             scored = score_date(settings, day)
+        steplog.scored(scored)
         bar.advance()
         bar.detail("lifecycle")
         with timings.phase("lifecycle"):
             staged = stage_date(settings, day)
+        steplog.staged(staged)
         bar.advance()
         bar.detail("publish")
         with timings.phase("publish"):
             published = publish_date(settings, day)
+        steplog.published(published)
         bar.advance()
-    with timings.phase("alerts"):
-        delivered = deliver(settings, today=day)
-    record_run(settings, day, timings.seconds)
+        bar.detail("alerts")
+        with timings.phase("alerts"):
+            delivered = deliver(settings, today=day)
+        steplog.delivered(delivered, day)
+        bar.advance()
+        bar.detail("report")
+        record_run(settings, day, timings.seconds)
+        built = build_report(settings, day)
+        steplog.reported(built)
+        bar.advance()
     console.ingest_report(ingested)
     console.score_report(scored)
     console.lifecycle_report(staged)
     console.publish_report(published)
     console.delivery_report(delivered)
-    console.report_summary(build_report(settings, day))
+    console.report_summary(built)
 
 
 @cli.command()
@@ -238,7 +295,7 @@ def backtest_command(context: _Context, day: date, entry_window_days: int) -> No
 @click.pass_obj
 def backfill(context: _Context, start: date, end: date) -> None:
     """Run every step for each date from START to END, in order."""
-    settings = context.settings()
+    settings = context.settings(*preflight.STEPS)
     scored, staged, published = _backfill(settings, start, end)
     console.lake_status(lake_status(Lake(settings.paths.lake), start, end))
     console.score_report(scored)
@@ -254,7 +311,12 @@ def backfill(context: _Context, start: date, end: date) -> None:
 def report(context: _Context, day: date) -> None:
     """Build the date's HTML report (paths.published/reports/DATE.html) from the lake up to
     the date, rewrite the index of past reports beside it, and print its headline."""
-    console.report_summary(build_report(context.settings(), day))
+    settings = context.settings("report")
+    with console.progress_bar(f"report {day}", total=1) as bar:
+        built = build_report(settings, day)
+        bar.advance()
+    steplog.reported(built)
+    console.report_summary(built)
 
 
 @cli.command()
@@ -262,9 +324,12 @@ def report(context: _Context, day: date) -> None:
 @click.option("--end", type=ISO_DATE, help="Last date (default: the last ingested).")
 @click.pass_obj
 def status(context: _Context, start: date | None, end: date | None) -> None:
-    """Show what landed in the lake and what was quarantined, and why."""
-    lake = Lake(context.settings().paths.lake)
-    console.lake_status(lake_status(lake, start or date.min, end or date.max))
+    """Show where every date stands, step by step (ingested, empty, rejected, scored,
+    staged, published, alerts queued and given up), what was quarantined and why, and
+    what interrupted runs left behind."""
+    settings = context.settings()
+    status = pipeline_status(settings, start or date.min, end or date.max)
+    console.pipeline_status(status, config_source(context.config_file))
 
 
 @cli.command()
@@ -301,6 +366,7 @@ def demo(directory: Path, customers: int, days: int, start: date, seed: int) -> 
     config_file = directory / "pipeline.toml"
     config_file.write_text(DEMO_CONFIG, encoding="utf-8")
     settings = load_settings(config_file)
+    preflight.check(settings)
     end = start + timedelta(days=days - 1)
     scored, staged, published = _backfill(settings, start, end)
     console.lake_status(lake_status(Lake(settings.paths.lake), start, end))
@@ -377,10 +443,23 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except PipelineError as error:
         _fail(f"error: {error}")
+    except OSError as error:
+        _fail(f"error: {preflight.describe_os_error(error)}")
+    except duckdb.IOException as error:
+        _fail(f"error: {_duckdb_io_error(error)}")
     except Exception as error:  # the last line of defence: still one clear line
         if "--debug" in args:
             traceback.print_exc()
         _fail(f"error: unexpected {type(error).__name__}: {error} (--debug shows the traceback)")
+
+
+def _duckdb_io_error(error: duckdb.IOException) -> str:
+    """DuckDB's "IO Error: Cannot open file "x": Permission denied" as one plain line."""
+    text = " ".join(str(error).split()).removeprefix("IO Error:").strip()
+    head, _, reason = text.rpartition(": ")
+    if head and reason:
+        return f"{head[:1].lower()}{head[1:]}: {reason.lower()}"
+    return text
 
 
 def _fail(message: str) -> None:

@@ -332,6 +332,9 @@ class AlertsConfig(_Section):
     webhook_url: str = ""
     # HMAC-SHA256 key signing each webhook body; set it through RFM_ALERTS__WEBHOOK_SECRET.
     webhook_secret: SecretStr = SecretStr("")
+    # A webhook without a secret is refused (its alerts name customers): true posts them
+    # unsigned anyway, e.g. to a receiver inside the same network that cannot verify.
+    allow_unsigned_webhook: bool = False
     webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     # Email each day's alerts through this SMTP server: smtp://user:password@host:port
     # (smtps:// for TLS, ?starttls=true to upgrade); empty: no email.
@@ -444,7 +447,8 @@ class ScheduleConfig(_Section):
     # The daily run, a cron expression in source.timezone: 06:00, once the night's
     # exports have usually landed.
     daily_cron: str = "0 6 * * *"
-    # The model-refit DAG: Sundays 08:00, after that day's daily run.
+    # The model-refit DAG refits after the daily publish of the days this cron fires on
+    # (rfm_refit runs on the daily publish's asset events): Sundays.
     refit_cron: str = "0 8 * * 0"
     # The first logical date the DAGs know; backfills may start here.
     start_date: date = date(2025, 1, 1)
@@ -521,6 +525,13 @@ class Settings(BaseSettings):
 def late_span_days(ingest: IngestConfig) -> int:
     """How many days before its export date a line's local order date can be."""
     return -(-ingest.late_tolerance_hours // 24)
+
+
+def config_source(config_file: Path | None = None) -> str:
+    """Where load_settings reads from: the file's path, or "defaults" (and RFM_* variables)."""
+    from_env = os.environ.get(CONFIG_ENV_VAR)
+    chosen = config_file or (Path(from_env) if from_env else Path(DEFAULT_CONFIG_FILE))
+    return str(chosen.resolve()) if chosen.is_file() else "defaults and RFM_* variables"
 
 
 def load_settings(config_file: Path | None = None) -> Settings:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import sys
+import threading
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -30,6 +33,7 @@ from pipeline.lifecycle.run import LifecycleReport
 from pipeline.publish.run import PublishReport
 from pipeline.report import ReportResult
 from pipeline.scoring.run import ScoreReport
+from pipeline.status import DateStatus, PipelineStatus
 
 # Piped output (logs, CI) gets a fixed, wide width instead of rich's 80 columns.
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
@@ -39,22 +43,51 @@ _COUNT_COLUMNS = ("rows_in", "rows_accepted", "rows_quarantined", "rows_duplicat
 
 
 class Bar:
-    """One progress bar: a step count and a line saying what is being done."""
+    """One progress bar: a step count and a line saying what is being done. Without a
+    terminal it logs a line every ``PROGRESS_LOG_SECONDS`` while it runs (from a timer: a
+    long step without progress of its own still shows it is alive), and, if it did, one
+    when it ends."""
 
-    def __init__(self, progress: Progress, task: TaskID) -> None:
+    def __init__(self, progress: Progress, task: TaskID, description: str, total: int) -> None:
         self._progress = progress
         self._task = task
+        self._description = description
+        self._total = total
+        self._done = 0
+        self._detail = ""
+        self._started = time.monotonic()
 
     def detail(self, text: str) -> None:
+        self._detail = text
         self._progress.update(self._task, detail=text)
 
     def advance(self, steps: int = 1) -> None:
+        self._done += steps
         self._progress.update(self._task, advance=steps)
+
+    def log_line(self, state: str = "") -> None:
+        elapsed = timedelta(seconds=round(time.monotonic() - self._started))
+        detail = f" {self._detail}" if self._detail and not state else ""
+        progress_log.info(
+            "%s: %d/%d%s, %s elapsed%s",
+            self._description,
+            self._done,
+            self._total,
+            detail,
+            elapsed,
+            f" ({state})" if state else "",
+        )
+
+
+# Without a terminal, a progress line this often (seconds).
+PROGRESS_LOG_SECONDS = 30.0
+progress_log = logging.getLogger("pipeline.progress")
 
 
 @contextmanager
 def progress_bar(description: str, total: int) -> Iterator[Bar]:
-    """A progress bar on stderr; hidden when stderr is not a terminal."""
+    """A progress bar on stderr; log lines instead when stderr is not a terminal."""
+    terminal = err.is_terminal
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -64,10 +97,40 @@ def progress_bar(description: str, total: int) -> Iterator[Bar]:
         TimeRemainingColumn(),
         console=err,
         transient=False,
-        disable=not err.is_terminal,
+        disable=not terminal,
     )
     with progress:
-        yield Bar(progress, progress.add_task(description, total=total, detail=""))
+        bar = Bar(
+            progress, progress.add_task(description, total=total, detail=""), description, total
+        )
+        if terminal:
+            yield bar
+            return
+        stop = threading.Event()
+        ticks = 0
+
+        def tick() -> None:
+            nonlocal ticks
+            while not stop.wait(PROGRESS_LOG_SECONDS):
+                ticks += 1
+                bar.log_line()
+
+        ticker = threading.Thread(target=tick, name="progress-log", daemon=True)
+        ticker.start()
+        try:
+            yield bar
+        except BaseException:
+            stop.set()
+            if ticks:
+                bar.log_line("failed")
+            raise
+        else:
+            stop.set()
+            if ticks:
+                bar.log_line("done")
+        finally:
+            stop.set()
+            ticker.join()
 
 
 def generated(summary: GenerateSummary, directory: Path) -> None:
@@ -137,14 +200,19 @@ def lake_status(status: LakeStatus) -> None:
     if status.incomplete_dates:
         dates = ", ".join(str(day) for day in status.incomplete_dates)
         out.print(f"[bold red]Incomplete dates[/] (an ingest died mid-write; re-run them): {dates}")
-    if not status.days:
+    if not status.days and not status.empty_dates:
         out.print("No ingested dates in that range.")
         return
-    first, last = status.days[0]["export_date"], status.days[-1]["export_date"]
-    table = Table(title=f"Lake: {len(status.days)} dates, {first} to {last}", title_justify="left")
+    ingested = sorted(
+        [*(str(day["export_date"]) for day in status.days), *map(str, status.empty_dates)]
+    )
+    first, last = ingested[0], ingested[-1]
+    table = Table(title=f"Lake: {len(ingested)} dates, {first} to {last}", title_justify="left")
     for column in ("files", "rows in", "accepted", "quarantined", "duplicates", "empty days"):
         table.add_column(column, justify="right")
-    empty_days = sum(1 for day in status.days if int(str(day["rows_in"])) == 0)
+    empty_days = len(status.empty_dates) + sum(
+        1 for day in status.days if int(str(day["rows_in"])) == 0
+    )
     table.add_row(
         f"{status.total('files'):,}",
         *(f"{status.total(column):,}" for column in _COUNT_COLUMNS),
@@ -409,3 +477,100 @@ def _days(value: object) -> str:
 
 def _percent(value: object) -> str:
     return "" if value is None else f"{float(str(value)):.1%}"
+
+
+def pipeline_status(status: PipelineStatus, config_source: str) -> None:
+    """Where every date stands, runs of alike consecutive dates in one line; the lake's
+    ingest figures; the alerts still queued or given up; leftovers of interrupted runs."""
+    out.print(f"Lake: {status.lake} (configuration: {config_source})")
+    out.print(f"Published: {status.published}; state: {status.state}")
+    current = (
+        f"publish #{status.publish_number}, BI tools see {status.current_published} as current"
+        if status.current_published
+        else "nothing published yet"
+    )
+    out.print(f"Published tables: {current}")
+    if not status.dates:
+        out.print("No date has been run in that range.")
+    else:
+        table = Table(title="Dates, step by step", title_justify="left")
+        for column in ("dates", "days", "ingest", "files", "rows in", "scored", "staged"):
+            table.add_column(column, justify="left" if column in ("dates", "ingest") else "right")
+        table.add_column("published", justify="right")
+        for run in _runs(status.dates):
+            first, last = run[0], run[-1]
+            dates = str(first.day) if first is last else f"{first.day} to {last.day}"
+            ingest = first.ingest
+            rejected = sum(day.rejected_files for day in run)
+            if rejected:
+                ingest += f", {rejected:,} files rejected"
+            table.add_row(
+                dates,
+                f"{len(run):,}",
+                ingest,
+                f"{sum(day.files for day in run):,}",
+                f"{sum(day.rows_in for day in run):,}",
+                _yes(first.scored),
+                _yes(first.staged),
+                _yes(first.published),
+            )
+        out.print(table)
+    _alerts_status(status)
+    lake_status(status.ingest)
+    leftovers_status(status.leftovers)
+
+
+def leftovers_status(leftovers: list[Path]) -> None:
+    if not leftovers:
+        out.print("Leftovers of interrupted runs: none")
+        return
+    out.print(
+        f"[bold red]Leftovers of interrupted runs[/] ({len(leftovers)}; the next run of "
+        "the step clears them, or delete them while nothing runs):"
+    )
+    for path in leftovers:
+        out.print(f"  {path}")
+
+
+def _alerts_status(status: PipelineStatus) -> None:
+    totals = {"queued": 0, "delivered": 0, "given_up": 0}
+    for day in status.dates:
+        for what, count in day.alerts.items():
+            totals[what] = totals.get(what, 0) + count
+    if not any(totals.values()):
+        out.print("Alert deliveries (webhook, email): none recorded")
+        return
+    out.print(
+        f"Alert deliveries (webhook, email): {totals['delivered']:,} delivered, "
+        f"{totals['queued']:,} queued, {totals['given_up']:,} given up"
+    )
+    waiting = [
+        day for day in status.dates if day.alerts.get("queued") or day.alerts.get("given_up")
+    ]
+    if waiting:
+        table = Table(title="Alerts not delivered", title_justify="left")
+        table.add_column("date")
+        table.add_column("queued", justify="right")
+        table.add_column("given up", justify="right")
+        for day in waiting:
+            table.add_row(
+                str(day.day),
+                f"{day.alerts.get('queued', 0):,}",
+                f"{day.alerts.get('given_up', 0):,}",
+            )
+        out.print(table)
+
+
+def _runs(dates: list[DateStatus]) -> list[list[DateStatus]]:
+    """Consecutive dates with the same steps done, together."""
+    runs: list[list[DateStatus]] = []
+    for day in dates:
+        if runs and runs[-1][-1].steps() == day.steps() and (day.day - runs[-1][-1].day).days == 1:
+            runs[-1].append(day)
+        else:
+            runs.append([day])
+    return runs
+
+
+def _yes(done: bool) -> str:
+    return "yes" if done else "-"

@@ -17,6 +17,8 @@ from typing import Literal
 from pipeline.alerts import mail, webhook
 from pipeline.alerts.outbox import Delivery, Outbox, configured_channels, open_outbox
 from pipeline.config import AlertsConfig, Settings
+from pipeline.errors import ConfigError
+from pipeline.preflight import alert_problems
 
 _MAX_ERRORS = 20
 
@@ -81,9 +83,12 @@ def deliver(
     run's logical date. Transport failures are recorded and reported, never raised.
 
     Raises:
-        ConfigError: ``alerts.smtp_url`` is malformed (before anything is sent).
+        ConfigError: ``alerts.smtp_url`` is malformed, or the webhook has no secret and
+            unsigned posts are not allowed (before anything is sent).
     """
     alerts = settings.alerts
+    if refused := alert_problems(alerts):
+        raise ConfigError("; ".join(refused))
     channels = configured_channels(alerts)
     smtp = mail.parse_smtp_url(alerts.smtp_url.get_secret_value()) if "email" in channels else None
     cutoff = (today or date.today()) - timedelta(days=alerts.give_up_after_days)

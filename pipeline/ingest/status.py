@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 import duckdb
@@ -20,6 +20,8 @@ class LakeStatus:
     quarantine_reasons: list[dict[str, object]]
     # Dates with lake partitions but no ledger: an ingest died mid-write; re-run them.
     incomplete_dates: list[date]
+    # Dates recorded as empty: no export file, an empty ledger partition.
+    empty_dates: list[date] = field(default_factory=list)
 
     def total(self, column: str) -> int:
         return sum(int(str(day[column])) for day in self.days)
@@ -46,7 +48,10 @@ def lake_status(lake: Lake, start: date, end: date) -> LakeStatus:
         )
     finally:
         con.close()
-    return LakeStatus(days, reasons, _incomplete_dates(lake, start, end))
+    with_files = {day["export_date"] for day in days}
+    recorded = [day for day in lake.partition_dates(LEDGER) if start <= day <= end]
+    empty = [day for day in recorded if day not in with_files]
+    return LakeStatus(days, reasons, _incomplete_dates(lake, start, end), empty)
 
 
 def _incomplete_dates(lake: Lake, start: date, end: date) -> list[date]:

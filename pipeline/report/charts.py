@@ -159,6 +159,10 @@ def segments(changes: Rows) -> Chart:
         return Chart("segments", title, _svg(figure, title))
 
 
+TREND_HIGHLIGHTED = 3
+OTHER_GREY = "#c8c8c8"
+
+
 def segment_trend(trend: Rows) -> Chart:
     """Customers per segment on each trend date (weekly)."""
     title = "Customers per segment, week by week"
@@ -173,19 +177,34 @@ def segment_trend(trend: Rows) -> Chart:
         dates = sorted({row["as_of_date"] for row in trend})
         if len(dates) < 2:
             _no_data(axes, "the trend starts with the second week of scores")
+        # Eleven coloured lines cannot be followed: the segments that moved most over the
+        # trend are drawn in colour and named, the others in grey behind them.
+        moved = sorted(
+            (name for name in palette.SEGMENTS if len(series.get(name, [])) > 1),
+            key=lambda name: -abs(sorted(series[name])[-1][1] - sorted(series[name])[0][1]),
+        )[:TREND_HIGHLIGHTED]
+        others_labelled = False
         for name in palette.SEGMENTS:
             if name in series and len(dates) > 1:
                 points = sorted(series[name])
+                highlighted = name in moved
+                change = points[-1][1] - points[0][1]
                 axes.plot(
                     [point[0] for point in points],  # type: ignore[arg-type]
                     [point[1] for point in points],
-                    marker="o",
+                    marker="o" if highlighted else None,
                     markersize=3,
-                    linewidth=1.8,
-                    color=palette.segment_colour(name),
-                    label=name,
+                    linewidth=2.2 if highlighted else 1.0,
+                    color=palette.segment_colour(name) if highlighted else OTHER_GREY,
+                    zorder=3 if highlighted else 2,
+                    label=f"{name} ({change:+,})"
+                    if highlighted
+                    else (None if others_labelled else "other segments"),
                 )
-        axes.set_title("Customers per segment, week by week")
+                others_labelled = others_labelled or not highlighted
+        axes.set_title(
+            f"Customers per segment, week by week: the {len(moved)} that moved most in colour"
+        )
         axes.set_ylabel("customers")
         axes.yaxis.set_major_formatter(FuncFormatter(thousands))
         axes.set_ylim(bottom=0)

@@ -215,7 +215,10 @@ def _segments(data: ReportData, drawn: dict[str, Chart], top_share: float) -> st
     return (
         '<section id="segments"><h2>Segments</h2>'
         '<p class="lead">Every customer who has bought, placed on the R x FM grid '
-        "(docs/scoring.md). Changes are in customers; the trend is weekly.</p>"
+        "(docs/scoring.md). Changes are in customers; the trend is weekly. Net spend % is "
+        "the segment's share of the 12-month net spend; its change is in percentage points "
+        "(pts: from 25% to 27% is +2 pts). A negative share means more returned than "
+        "bought.</p>"
         + _charts(
             drawn,
             ("segments", "Customers and their share of the window's net spend, per segment."),
@@ -225,7 +228,12 @@ def _segments(data: ReportData, drawn: dict[str, Chart], top_share: float) -> st
         + "</div>"
         + _charts(
             drawn,
-            ("segment_trend", f"Customers per segment on every 7th day up to {data.as_of_date}."),
+            (
+                "segment_trend",
+                f"Customers per segment on every 7th day up to {data.as_of_date}: the three "
+                "segments whose customers changed most over the weeks in colour (with the "
+                "change), the others in grey.",
+            ),
             (
                 "rf_grid",
                 "Scored customers in each cell of recency score by frequency score "
@@ -281,16 +289,18 @@ def _clusters(data: ReportData, drawn: dict[str, Chart]) -> str:
             ]
         )
     model = (
-        f"K-means model {data.model_version} (k = {data.clusters[0]['k']}, silhouette "
-        f"{_number(data.clusters[0]['silhouette'], 2)}), refitted weekly; cluster ids stay "
-        "stable across refits."
+        f"K-means model {data.model_version}: {data.clusters[0]['k']} clusters, refitted "
+        "weekly; cluster ids stay stable across refits. Separation (silhouette, from -1 to "
+        f"1; above 0.5 is clear, under 0.25 weak): "
+        f"{_number(data.clusters[0]['silhouette'], 2)}."
         if data.clusters
         else "No cluster model yet."
     )
     return (
         '<section id="clusters"><h2>Clusters</h2>'
-        f'<p class="lead">{escape(model)} ↑/↓: above or below the mean recency, frequency '
-        "and spend.</p>"
+        f'<p class="lead">{escape(model)} Profile: R, F and M are recency, frequency '
+        "and spend; ↑ above the mean of all customers, ↓ below (R↑: bought more recently "
+        "than most). R↑F↑M↓: recent and frequent, but spending less than most.</p>"
         + _charts(drawn, ("clusters", "Each cluster's share of customers and of net spend."))
         + '<h3>Cluster profiles</h3><div class="scroll">'
         + _table(header, body)
@@ -610,7 +620,14 @@ def _signed(value: object) -> str:
 
 
 def _percent(value: object) -> str:
-    return "" if value is None else f"{float(str(value)):.1%}"
+    """A share; a negative one (more returned than bought) says so, never "-0.0%"."""
+    if value is None:
+        return ""
+    share = float(str(value))
+    if share >= 0:
+        return f"{share:.1%}"
+    shown = f"{share:.1%}" if share <= -0.0005 else "below 0% (under -0.1%)"
+    return f'<span class="down" title="negative: more returned than bought">{shown}</span>'
 
 
 def _change(value: object) -> str:
@@ -626,4 +643,4 @@ def _points(value: object) -> str:
         return '<span class="muted">-</span>'
     points = float(str(value)) * 100
     css = "up" if points > 0.05 else "down" if points < -0.05 else "muted"
-    return f'<span class="{css}">{points:+.1f} pp</span>'
+    return f'<span class="{css}" title="percentage points">{points:+.1f} pts</span>'

@@ -41,6 +41,15 @@ def record_run(settings: Settings, day: date, seconds: Mapping[str, float]) -> P
     return target
 
 
+def record_step(settings: Settings, day: date, step: str, seconds: float, *, first: bool) -> Path:
+    """Record one step of ``day``'s run as it ends (the Airflow tasks, one step each):
+    ``first`` starts a new record (the run's first step), else the step is added to the
+    record, replacing its earlier figure. Returns the record's path."""
+    steps = {} if first else dict(read_run(settings, day) or {})
+    steps[step] = seconds
+    return record_run(settings, day, steps)
+
+
 def read_run(settings: Settings, day: date) -> dict[str, float] | None:
     """Seconds per step of ``day``'s recorded run, in the order they ran; None if none."""
     record = read_json(run_record_file(settings, day))

@@ -26,6 +26,11 @@ ASSETS = {
     table: Asset(name=f"rfm.{table}", uri=f"x-rfm://published/{table}", group="rfm")
     for table in PUBLISHED_TABLES
 }
+# The daily DAG's publish of a business date (its extra names the date): what rfm_refit
+# is scheduled on. The refit's own publish does not emit it, so it never triggers itself.
+DAILY_PUBLISHED = Asset(
+    name="rfm.daily_published", uri="x-rfm://runs/rfm_daily/published", group="rfm"
+)
 
 
 def default_args(settings: Settings) -> dict[str, Any]:
@@ -44,6 +49,8 @@ def run_business_date(context: Any = None) -> date:
     run_after) minus the lag."""
     context = context if context is not None else get_current_context()
     override = (context.get("params") or {}).get("business_date")
+    if override:
+        return business_date(tasks.settings(), None, override)
     logical = context.get("logical_date") or context["dag_run"].run_after
     return business_date(tasks.settings(), logical, override)
 
@@ -54,11 +61,31 @@ def start_date(settings: Settings) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=ZoneInfo(settings.source.timezone))
 
 
-def publish_with_asset_events(day: str) -> dict[str, Any]:
-    """The publish task of both DAGs: publish the date, then an asset event per table."""
+def publish_with_asset_events(day: str, *, daily: bool = False) -> dict[str, Any]:
+    """The publish task of both DAGs: publish the date, then an asset event per table
+    (and, for the daily DAG, one of DAILY_PUBLISHED)."""
     result = tasks.publish(tasks.settings(), date.fromisoformat(day))
     _emit_published_assets(result)
+    if daily:
+        get_current_context()["outlet_events"][DAILY_PUBLISHED].extra = {
+            "as_of_date": result["business_date"]
+        }
     return result
+
+
+def refit_request(context: Any = None) -> tuple[date, bool]:
+    """The business date of an rfm_refit run, and whether the refit is asked for
+    whatever the day: the param ``business_date`` (a manual refit), else the newest
+    date of the DAILY_PUBLISHED events that triggered the run (a refit when that day is
+    due, schedule.refit_cron), else the logical date's (a manual run without a date)."""
+    context = context if context is not None else get_current_context()
+    if (context.get("params") or {}).get("business_date"):
+        return run_business_date(context), True
+    events = (context.get("triggering_asset_events") or {}).get(DAILY_PUBLISHED) or []
+    days = [str(event.extra["as_of_date"]) for event in events if event.extra.get("as_of_date")]
+    if days:
+        return max(date.fromisoformat(day) for day in days), False
+    return run_business_date(context), True
 
 
 def _emit_published_assets(result: dict[str, Any]) -> None:

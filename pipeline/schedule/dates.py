@@ -43,3 +43,15 @@ def export_deadline(settings: Settings, day: date) -> datetime:
         run_day.year, run_day.month, run_day.day, tzinfo=ZoneInfo(settings.source.timezone)
     )
     return start + timedelta(hours=settings.schedule.export_deadline_hours)
+
+
+def refit_due(settings: Settings, day: date) -> bool:
+    """Whether the refit follows the daily publish of ``day``: ``schedule.refit_cron``
+    fires on the run's day (``day`` plus the lag, in the shop's timezone)."""
+    from croniter import croniter
+
+    zone = ZoneInfo(settings.source.timezone)
+    run_day = day + timedelta(days=settings.schedule.export_lag_days)
+    start = datetime(run_day.year, run_day.month, run_day.day, tzinfo=zone)
+    fires = croniter(settings.schedule.refit_cron, start - timedelta(microseconds=1))
+    return bool(fires.get_next(datetime) < start + timedelta(days=1))

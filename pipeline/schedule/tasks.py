@@ -9,10 +9,14 @@ The same steps run without Airflow: ``rfm-pipeline run --date D`` calls them in 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from pipeline import preflight, steplog
 from pipeline.config import Settings, load_settings
 from pipeline.errors import ExportsLateError
 from pipeline.schedule.connections import CONNECTION_IDS, ConnectionLike, with_connections
@@ -37,6 +41,19 @@ def _airflow_connection(conn_id: str) -> ConnectionLike | None:
     except AirflowNotFoundException:
         return None
     return connection
+
+
+@contextmanager
+def _step(settings: Settings, name: str, day: date, *, first: bool = False) -> Iterator[None]:
+    """Time a step, log its duration and add it to the date's run record (which the
+    report's timings block reads); ``first`` starts a new record."""
+    from pipeline.report.runs import record_step
+
+    started = time.perf_counter()
+    yield
+    seconds = round(time.perf_counter() - started, 3)
+    steplog.step_done(name, day, seconds)
+    record_step(settings, day, name, seconds, first=first)
 
 
 def export_files(settings: Settings, day: date) -> list[str]:
@@ -74,7 +91,11 @@ def exports_arrived(settings: Settings, day: date, now: datetime) -> list[str]:
 def ingest(settings: Settings, day: date) -> dict[str, Any]:
     from pipeline.ingest.run import ingest_date
 
-    report = ingest_date(settings, day)
+    # The run's first step checks what the later ones need (secrets, targets, folders).
+    preflight.check(settings)
+    with _step(settings, "ingest", day, first=True):
+        report = ingest_date(settings, day)
+        steplog.ingested(report)
     return {
         "business_date": day.isoformat(),
         "files": len(report.files),
@@ -88,7 +109,8 @@ def ingest(settings: Settings, day: date) -> dict[str, Any]:
 def customer_days(settings: Settings, day: date) -> dict[str, Any]:
     from pipeline.scoring.customer_days import build_customer_days
 
-    build_customer_days(settings, day)
+    with _step(settings, "customer days", day):
+        build_customer_days(settings, day)
     return {"business_date": day.isoformat()}
 
 
@@ -97,7 +119,9 @@ def score(settings: Settings, day: date, *, full: bool, refit: bool) -> dict[str
     with each customer's cluster: one step, as one table holds both."""
     from pipeline.scoring.run import score_date
 
-    report = score_date(settings, day, full=full, refit=refit, customer_days=False)
+    with _step(settings, "score", day):
+        report = score_date(settings, day, full=full, refit=refit, customer_days=False)
+        steplog.scored(report)
     return {
         "business_date": day.isoformat(),
         "customers": report.customers,
@@ -111,7 +135,9 @@ def refit(settings: Settings, day: date) -> dict[str, Any]:
     """A new cluster model as of ``day``, and the day rescored with it."""
     from pipeline.scoring.run import score_date
 
-    report = score_date(settings, day, refit=True)
+    with _step(settings, "refit", day):
+        report = score_date(settings, day, refit=True)
+        steplog.scored(report)
     return {
         "business_date": day.isoformat(),
         "customers": report.customers,
@@ -122,7 +148,9 @@ def refit(settings: Settings, day: date) -> dict[str, Any]:
 def lifecycle(settings: Settings, day: date) -> dict[str, Any]:
     from pipeline.lifecycle.run import stage_date
 
-    report = stage_date(settings, day)
+    with _step(settings, "lifecycle", day):
+        report = stage_date(settings, day)
+        steplog.staged(report)
     return {
         "business_date": day.isoformat(),
         "transitions": report.transitions,
@@ -135,7 +163,9 @@ def publish(settings: Settings, day: date) -> dict[str, Any]:
     """Publish the date; the rows per published table, for the asset events."""
     from pipeline.publish import publish_date
 
-    report = publish_date(settings, day)
+    with _step(settings, "publish", day):
+        report = publish_date(settings, day)
+        steplog.published(report)
     return {
         "business_date": day.isoformat(),
         "current_as_of_date": report.current_as_of_date.isoformat(),
@@ -148,7 +178,11 @@ def publish(settings: Settings, day: date) -> dict[str, Any]:
 def deliver_alerts(settings: Settings, day: date) -> dict[str, Any]:
     from pipeline.alerts import deliver
 
+    # Not in the run record: it runs beside the report, which reads the record.
+    started = time.perf_counter()
     report = deliver(settings, today=day)
+    steplog.delivered(report, day)
+    steplog.step_done("alerts", day, time.perf_counter() - started)
     return {
         "business_date": day.isoformat(),
         **{what: report.total(what) for what in ("delivered", "pending", "given_up")},
@@ -159,6 +193,7 @@ def report(settings: Settings, day: date) -> dict[str, Any]:
     from pipeline.report import build_report
 
     result = build_report(settings, day)
+    steplog.reported(result)
     return {"business_date": day.isoformat(), "file": str(Path(result.path))}
 
 

@@ -4,7 +4,7 @@ no database query and opens no connection (as Airflow's tests of its example DAG
 from __future__ import annotations
 
 import socket
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -93,9 +93,13 @@ def test_every_published_table_is_an_asset_without_secrets_in_its_uri(rfm_config
     bag = _dagbag()
     for dag_id in ("rfm_daily", "rfm_refit"):
         outlets = bag.dags[dag_id].get_task("publish").outlets
-        assert sorted(a.name for a in outlets) == sorted(f"rfm.{t}" for t in PUBLISHED_TABLES)
+        # The daily publish also tells rfm_refit that a date is published.
+        daily = ["rfm.daily_published"] if dag_id == "rfm_daily" else []
+        assert sorted(a.name for a in outlets) == sorted(
+            [*(f"rfm.{t}" for t in PUBLISHED_TABLES), *daily]
+        )
         for asset in outlets:
-            assert asset.uri.startswith("x-rfm://published/"), asset.uri
+            assert asset.uri.startswith(("x-rfm://published/", "x-rfm://runs/")), asset.uri
             assert "@" not in asset.uri and "secret" not in asset.uri
 
 
@@ -111,7 +115,12 @@ def test_the_schedule_comes_from_the_configuration(rfm_config: Path) -> None:
     )
     bag = _dagbag()
     assert bag.dags["rfm_daily"].timetable.expression == "30 5 * * *"
-    assert bag.dags["rfm_refit"].timetable.expression == "0 9 * * 1"
+    # The refit runs on the daily publish's asset events; refit_cron says which are due.
+    condition = bag.dags["rfm_refit"].timetable.asset_condition
+    assert (condition.name, condition.uri) == (
+        "rfm.daily_published",
+        "x-rfm://runs/rfm_daily/published",
+    )
     task = bag.dags["rfm_daily"].get_task("ingest")
     assert (task.retries, task.retry_delay) == (3, timedelta(minutes=2.5))
     assert bag.dags["rfm_daily"].get_task("wait_for_exports").retries == 0
@@ -170,3 +179,25 @@ def test_a_backfill_creates_one_run_per_morning_for_the_days_before(
         "2026-11-21",
         "2026-11-22",
     ]
+
+
+def test_the_refit_follows_the_daily_publish_of_the_days_its_cron_names(rfm_config: Path) -> None:
+    from types import SimpleNamespace
+
+    from pipeline.config import load_settings
+    from pipeline.schedule.airflow_glue import DAILY_PUBLISHED, refit_request
+    from pipeline.schedule.dates import refit_due
+
+    settings = load_settings(rfm_config)  # refit_cron "0 8 * * 0", lag 1 day
+    saturday, sunday = date(2026, 11, 21), date(2026, 11, 22)
+    assert refit_due(settings, saturday)  # its daily run is on Sunday
+    assert not refit_due(settings, sunday)
+    assert [
+        day for day in (date(2026, 11, d) for d in range(1, 31)) if refit_due(settings, day)
+    ] == [date(2026, 11, d) for d in (7, 14, 21, 28)]
+    events = [SimpleNamespace(extra={"as_of_date": "2026-11-20"}),
+              SimpleNamespace(extra={"as_of_date": "2026-11-21"})]  # fmt: skip
+    triggered = {"params": {}, "triggering_asset_events": {DAILY_PUBLISHED: events}}
+    assert refit_request(triggered) == (saturday, False)  # due or not: refit_cron decides
+    manual = {"params": {"business_date": "2026-11-18"}, "logical_date": None, "dag_run": None}
+    assert refit_request(manual) == (date(2026, 11, 18), True)  # asked for: always

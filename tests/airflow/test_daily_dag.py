@@ -106,6 +106,10 @@ def test_daily_runs_equal_the_command_line_and_a_rerun_changes_nothing(
             json.dumps(row.value, default=str)
             for row in session.query(XComModel).filter(XComModel.dag_id == "rfm_daily")
         ]
+    # ... and rfm_refit's asset, the date published by the daily run.
+    daily = [extra for name, extra in events if name == "rfm.daily_published"]
+    assert daily == [{"as_of_date": days[-1].isoformat()}]
+    events = [(name, extra) for name, extra in events if name != "rfm.daily_published"]
     rows = {name.removeprefix("rfm."): extra["rows"] for name, extra in events}
     assert rows == {
         t: catalog.entries(t)[days[-1]].rows

@@ -147,7 +147,10 @@ def test_credentials_in_the_url_log_in(settings: Settings, smtp_sink: StartSink)
 def test_email_and_webhook_fail_independently(settings: Settings, smtp_sink: StartSink) -> None:
     server = smtp_sink()
     settings = _settings(
-        settings, server.url(), webhook_url=f"http://127.0.0.1:{_closed_port()}/hook"
+        settings,
+        server.url(),
+        webhook_url=f"http://127.0.0.1:{_closed_port()}/hook",
+        webhook_secret="k",
     )
     _queue(settings, DAY, ["10.00"])
 

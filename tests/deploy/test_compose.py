@@ -41,7 +41,7 @@ AIRFLOW_COMPONENTS = {
     "airflow-triggerer": "triggerer",
 }
 # Services that run once and exit; every other one runs for good.
-ONE_SHOT = {"pipeline", "data-init", "airflow-init"}
+ONE_SHOT = {"pipeline", "env-check", "data-init", "airflow-init"}
 CONNECTIONS = {"RFM_POSTGRES": "postgres", "RFM_WEBHOOK": "http", "RFM_SMTP": "smtp"}
 
 
@@ -449,3 +449,39 @@ def test_bi_postgres_is_the_publish_target(services: dict[str, dict[str, Any]]) 
     assert init_scripts == ["./scripts/bi-postgres-init.sh"]
     # The metadata database stays inside the compose network.
     assert "ports" not in services["airflow-postgres"]
+
+
+def _env_check(compose: dict[str, Any], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """env-check's script as its container runs it: bash, compose's $$ unescaped, the
+    service's environment interpolated from ``env`` (what .env would hold)."""
+    service = interpolate_tree(compose, env)["services"]["env-check"]
+    assert service["entrypoint"] == ["/bin/bash", "-c"]
+    script = service["command"][0].replace("$$", "$")
+    return subprocess.run(
+        ["bash", "-c", script],
+        env={"PATH": os.environ["PATH"], **service["environment"]},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def test_placeholders_are_refused_before_anything_starts(
+    compose: dict[str, Any], env_example: dict[str, str], services: dict[str, dict[str, Any]]
+) -> None:
+    refused = _env_check(compose, env_example)
+    assert refused.returncode == 1
+    named = refused.stderr.split(":", 2)[-1].split()
+    assert sorted(named) == sorted(k for k, v in env_example.items() if v == "change-me")
+    filled = {k: ("s3cret-" + k if v == "change-me" else v) for k, v in env_example.items()}
+    assert _env_check(compose, filled).returncode == 0, _env_check(compose, filled).stderr
+    # Every service waits for it, directly or through another.
+    for name in ("data-init", "airflow-postgres", "bi-postgres"):
+        condition = services[name]["depends_on"]["env-check"]["condition"]
+        assert condition == "service_completed_successfully", name
+
+
+def test_airflow_does_not_wait_for_the_bi_database(services: dict[str, dict[str, Any]]) -> None:
+    for name, service in services.items():
+        if name.startswith("airflow-") and name != "airflow-postgres":
+            assert "bi-postgres" not in service.get("depends_on", {}), name
