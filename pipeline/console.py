@@ -30,6 +30,7 @@ from pipeline.ingest.status import LakeStatus
 from pipeline.lifecycle.backtest import BacktestReport
 from pipeline.lifecycle.quality import QualityReport
 from pipeline.lifecycle.run import LifecycleReport
+from pipeline.publish.leftovers import Leftovers
 from pipeline.publish.run import PublishReport
 from pipeline.report import ReportResult
 from pipeline.scoring.run import ScoreReport
@@ -520,16 +521,21 @@ def pipeline_status(status: PipelineStatus, config_source: str) -> None:
     leftovers_status(status.leftovers)
 
 
-def leftovers_status(leftovers: list[Path]) -> None:
+def leftovers_status(leftovers: Leftovers) -> None:
     if not leftovers:
-        out.print("Leftovers of interrupted runs: none")
+        running = " (a publish is running: its files are not listed)"
+        out.print(
+            f"Leftovers of interrupted runs: none{running if leftovers.publish_running else ''}"
+        )
         return
     out.print(
-        f"[bold red]Leftovers of interrupted runs[/] ({len(leftovers)}; the next run of "
-        "the step clears them, or delete them while nothing runs):"
+        f"[bold red]Leftovers of interrupted runs[/] ({len(leftovers.paths)}; the next run "
+        "of the step clears them, or delete them while nothing runs):"
     )
-    for path in leftovers:
+    for path in leftovers.paths:
         out.print(f"  {path}")
+    for target in leftovers.targets_behind:
+        out.print(f"  behind the manifest: {target} (the next publish brings it forward)")
 
 
 def _alerts_status(status: PipelineStatus) -> None:

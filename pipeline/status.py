@@ -8,7 +8,6 @@ and lists leftovers of interrupted runs.
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
@@ -21,10 +20,10 @@ from pipeline.ingest.run import LEDGER
 from pipeline.ingest.status import LakeStatus, lake_status
 from pipeline.lake import AS_OF_KEY, Lake
 from pipeline.lifecycle.run import CUSTOMER_LIFECYCLE
+from pipeline.publish.leftovers import Leftovers, find_leftovers
 from pipeline.scoring.run import CUSTOMER_SEGMENTS
 
 # A step's scratch folder of a date (pipeline/workspace.py), removed when the step ends.
-_SCRATCH = re.compile(r"^[a-z][a-z0-9_-]*-\d{4}-\d{2}-\d{2}$")
 
 # Ingest outcomes of a date.
 INGESTED = "ingested"
@@ -62,7 +61,7 @@ class PipelineStatus:
     ingest: LakeStatus
     current_published: date | None
     publish_number: int
-    leftovers: list[Path]
+    leftovers: Leftovers
 
 
 def pipeline_status(settings: Settings, start: date, end: date) -> PipelineStatus:
@@ -165,13 +164,7 @@ def _alerts_by_date(settings: Settings) -> dict[date, dict[str, int]]:
     return counts
 
 
-def leftovers(settings: Settings) -> list[Path]:
-    """What interrupted runs left behind: scratch folders in ``paths.state/tmp`` and
-    temporary serving files in the published folder. (One function, to be replaced by
-    the publish step's own report of its leftovers.)"""
-    found = sorted(
-        path for path in (settings.paths.state / "tmp").glob("*") if _SCRATCH.match(path.name)
-    )
-    published = settings.paths.published
-    found += sorted(published.glob(f".{settings.publish.serving_file}.*.tmp*"))
-    return found
+def leftovers(settings: Settings) -> Leftovers:
+    """What interrupted runs left behind: scratch folders, temporary and orphan files,
+    and targets behind the manifest (the publish step's own report of them)."""
+    return find_leftovers(settings)
