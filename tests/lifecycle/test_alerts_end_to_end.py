@@ -1,10 +1,11 @@
 """Danger alerts from real purchase histories to a real local webhook that misbehaves.
 
 Four customers buy every 3 days and fall silent one after another; each enters danger
-6 days after their last purchase (twice their own 3-day rhythm), on days 18, 21, 24 and
-27. Every day runs like `rfm-pipeline run`: ingest, score, lifecycle, deliver. The
-receiver answers 500 then 503 to each alert's first two requests, and is down for the
-whole run of day 21: that day's alert waits in the outbox and arrives on day 22.
+4 days after their last purchase (a silence longer than any of the shop's gaps: the
+young lake's rhythm fallback), on days 16, 19, 22 and 25. Every day runs like
+`rfm-pipeline run`: ingest, score, lifecycle, deliver. The receiver answers 500 then 503
+to each alert's first two requests, and is down for the whole run of day 19: that day's
+alert waits in the outbox and arrives on day 20.
 """
 
 from __future__ import annotations
@@ -43,14 +44,7 @@ def _settings(root: Path, url: str) -> Settings:
     return base.model_copy(
         update={
             "scoring": ScoringConfig(window_days=60),
-            "lifecycle": LifecycleConfig(
-                danger_gap_multiple=2.0,
-                termination_gap_multiple=4.0,
-                danger_min_gap_days=3,
-                churn_horizon_days=50,
-                recent_days=14,
-                prior_gaps=0,
-            ),
+            "lifecycle": LifecycleConfig(recent_days=14, prior_gaps=0),
             "alerts": AlertsConfig(
                 webhook_url=url, webhook_secret=SECRET, max_attempts=4, backoff_seconds=0.5
             ),
@@ -73,23 +67,23 @@ def test_every_alert_arrives_exactly_once_through_failures_and_a_down_run(tmp_pa
         for n in range(LAST + 1):
             score_date(settings, day(n))
             stage_date(settings, day(n))
-            if n == 21:
+            if n == 19:
                 receiver.stop()
             report = deliver(settings, today=day(n), sleep=sleeps)
-            if n == 21:
+            if n == 19:
                 assert report.channels["webhook"].pending == 1  # kept, not lost
                 receiver.start()
         alerts = read_lake(settings, "danger_alerts")
         assert sorted(((row["as_of_date"] - DAY0).days, row["customer_id"]) for row in alerts) == [
-            (18, "A1"),
-            (21, "A2"),
-            (24, "A3"),
-            (27, "A4"),
+            (16, "A1"),
+            (19, "A2"),
+            (22, "A3"),
+            (25, "A4"),
         ]
         ids = {str(row["alert_id"]) for row in alerts}
         assert set(receiver.accepted) == ids  # every alert, exactly once after dedup
         accepted_days = {key: body["as_of_date"] for key, body in receiver.accepted.items()}
-        assert sorted(accepted_days.values()) == [str(day(n)) for n in (18, 21, 24, 27)]
+        assert sorted(accepted_days.values()) == [str(day(n)) for n in (16, 19, 22, 25)]
         for alert_id in ids:
             statuses = [request.status for request in receiver.requests_for(alert_id)]
             assert statuses == [500, 503, 200]  # retried, and never sent again once accepted

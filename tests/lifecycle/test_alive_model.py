@@ -25,9 +25,11 @@ import pytest
 
 from pipeline import sql
 from pipeline.config import Settings
-from pipeline.lifecycle import alive, btyd
+from pipeline.lifecycle import alive, btyd, judge
 from pipeline.lifecycle.alive import AliveModel, AliveStore, alive_model
-from pipeline.lifecycle.run import _params, _population
+from pipeline.lifecycle.rhythm import Rhythm, kaplan_meier
+from pipeline.lifecycle.risk import features_params
+from pipeline.lifecycle.run import _params
 from tests.support import with_paths
 
 with warnings.catch_warnings():
@@ -115,7 +117,7 @@ def _lifecycle_params(
 ) -> dict[str, Any]:
     """The parameters the lifecycle step binds (pipeline/lifecycle/run.py)."""
     params = _params(settings, as_of, first_run=True)
-    return params | _population(con, params)
+    return params
 
 
 def _in_force(
@@ -252,9 +254,14 @@ def test_lifecycle_sql_p_alive_equals_btyd_on_the_weekly_params(
         params = _lifecycle_params(con, settings, QUARTER)
         model = alive_model(con, settings, QUARTER, params)
         assert model is not None and model.time_unit == "weeks"
-        bound = params | model.sql_params()
-        assert bound["alive_alpha"] == 7 * model.params.alpha
-        lifecycle = sql.relation(con, "lifecycle/customer_lifecycle", bound).df()
+        assert model.sql_params()["alive_alpha"] == 7 * model.params.alpha
+        # The lifecycle step's own path: its features, then P(alive) on their day counts.
+        con.register("gap_curve", Rhythm(30.0, *[kaplan_meier([], [])] * 2, False).curve_table())
+        features = sql.relation(
+            con, "lifecycle/lifecycle_features", features_params(settings, QUARTER, 30.0)
+        ).to_arrow_table()
+        lifecycle = features.to_pandas()
+        lifecycle["p_alive"] = judge.p_alive(model, features)
     finally:
         con.close()
     lifecycle = lifecycle.sort_values("customer_id")
@@ -262,7 +269,7 @@ def test_lifecycle_sql_p_alive_equals_btyd_on_the_weekly_params(
     assert len(lifecycle) == len(x) == 2357
     assert np.array_equal(lifecycle["observed_gaps"].to_numpy(), x)
     expected = btyd.p_alive(model.params, x, tx / 7, T / 7)
-    # The table rounds p_alive to 4 decimals.
+    # customer_lifecycle rounds p_alive to 4 decimals.
     np.testing.assert_allclose(
         lifecycle["p_alive"].to_numpy(dtype=np.float64), expected, atol=5.01e-5, rtol=0
     )

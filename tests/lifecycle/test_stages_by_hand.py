@@ -11,8 +11,8 @@ fallback, where the risk is the rhythm percentile, the share of the customer's o
 (in units of their mean gap) or of returning customers' waits for a second purchase
 (one-time buyers) strictly shorter than the current silence. The thresholds are the
 fallback's: danger at 0.9, termination at 0.98 after 2 usual gaps of silence,
-interruption after 4 at 0.99. The horizon is 1.5 x the shop's median gap of 10 days,
-3 weeks: 21 days.
+interruption after 4 at 0.99. The horizon is the shop's median gap of 10 days in whole
+weeks: 14 days.
 
     customer  purchases (days)                               what it shows
     W         every 7 days 0..70, then 120 and 127           fast rhythm: danger a day
@@ -240,7 +240,7 @@ def test_each_danger_entry_is_one_alert_with_its_rule_and_numbers(staged: Settin
     assert w["days_since_last_purchase"] == 8
     assert w["expected_gap_days"] == pytest.approx(7.0)
     assert w["value_at_risk"] == 1100  # 11 purchases of 100 in the window
-    assert w["horizon_days"] == 21
+    assert w["horizon_days"] == 14
     assert w["risk"] == pytest.approx(w["rhythm_percentile"])  # the fallback
     assert w["risk"] >= 0.9 and w["risk_week_ago"] == 0
     assert w["reason"].startswith("no purchase for 8 days; 97% of this customer's gaps were")
@@ -359,7 +359,7 @@ def test_too_few_customers_to_backtest_fall_back_to_the_rhythm(staged: Settings)
     model, _curve = store.load(version)
     assert model.source == "rhythm_fallback" and model.estimator is None
     assert "at least 20 of each are needed" in model.reason
-    assert (model.horizon_days, model.population_gap_days) == (21, 10.0)
+    assert (model.horizon_days, model.population_gap_days) == (14, 10.0)
     rows = [row for row in read_lake(staged, "customer_lifecycle") if row["last_purchase_date"]]
     assert {row["risk_source"] for row in rows} == {"rhythm_fallback"}
     assert all(row["risk"] == row["rhythm_percentile"] for row in rows)

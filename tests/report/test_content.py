@@ -166,6 +166,12 @@ def test_the_report_reads_no_later_date(lake: Settings, tmp_path: Path) -> None:
         target = cut / "lake" / path.relative_to(lake.paths.lake)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(path, target)
+    for path in lake.paths.models.rglob("*"):  # the model versions of dates up to D
+        version = [part for part in path.parts if part.startswith("version=")]
+        if path.is_file() and version and version[-1].split("=")[1] <= str(day):
+            target = cut / "models" / path.relative_to(lake.paths.models)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, target)
     (cut / "published").mkdir()
     assert build_report(report_settings(cut), day).path.read_bytes() == full
 
