@@ -12,7 +12,15 @@ each in its own child process:
   recent window's customer days, the date's segments, every customer staged, the
   derived tables (transitions, stage history, danger alerts, counts, flows) and the
   alerts file;
-- ``re-run``: ``stage_date(D)`` again; its six partitions must keep the same bytes.
+- ``re-run``: ``stage_date(D)`` again; its six partitions must keep the same bytes;
+- ``risk model fit``: what the model schedule adds once a week (``risk.fit`` as of D:
+  the rhythm over every customer-day, the backtest's cut-offs, the classifier), not
+  part of the daily step.
+
+So that a real risk model (not the young lake's fallback) is in force, the bench
+configuration fixes the horizon at 28 days with 3 cut-offs 14 days apart, and the
+preparation scores those cut-off dates (in full) before D-1's first lifecycle run fits
+the model.
 
 The lifecycle step reads the last ``lifecycle.recent_days`` customer_days partitions,
 so its work should grow with the customers staged, not with the months of history:
@@ -92,7 +100,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--keep", action="store_true", help="keep the temporary workdir")
     parser.add_argument("--memory-limit", help="override [duckdb] memory_limit, e.g. 4GB")
     parser.add_argument("--threads", type=int, help="override [duckdb] threads")
-    parser.add_argument("--child", choices=["stage"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["stage", "fit"], help=argparse.SUPPRESS)
     parser.add_argument("--config", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--date", type=date.fromisoformat, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -104,7 +112,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _bench(root: Path, config: Path, args: argparse.Namespace) -> list[Row]:
-    settings = load_settings(config)
+    settings = load_settings(with_bench_lifecycle(config))
     build_customer_days_upto(settings, args.days)
     rows = []
     for depth in args.depths:
@@ -114,7 +122,19 @@ def _bench(root: Path, config: Path, args: argparse.Namespace) -> list[Row]:
         before = _digests(settings, day)
         again = _run(root, config, "re-run", day)
         rows += [first, _with_same_bytes(again, before == _digests(settings, day))]
+        rows.append(_run(root, config, "risk model fit", day, child="fit"))
     return rows
+
+
+BENCH_LIFECYCLE = "[lifecycle]\nhorizon_days = 28\nbacktest_cutoffs = 3\nbacktest_step_days = 14\n"
+
+
+def with_bench_lifecycle(config: Path) -> Path:
+    """The history's configuration plus the bench's fixed horizon and cut-offs."""
+    text = config.read_text(encoding="utf-8")
+    if "[lifecycle]" not in text:
+        config.write_text(text + BENCH_LIFECYCLE, encoding="utf-8")
+    return config
 
 
 def build_customer_days_upto(settings: Settings, days: int) -> None:
@@ -149,6 +169,17 @@ def prepare_date(settings: Settings, day: date) -> None:
         started = time.perf_counter()
         score_date(settings, day)
         steps.append(f"score {day} {time.perf_counter() - started:.1f} s")
+    # The backtest's cut-offs (28, 42 and 56 days before D-1), so that a model is fitted.
+    for back in (28, 42, 56):
+        cutoff = before - timedelta(days=back)
+        if (
+            cutoff >= START
+            and not lake.partition_file(CUSTOMER_SEGMENTS, cutoff, AS_OF_KEY).is_file()
+        ):
+            started = time.perf_counter()
+            score_date(settings, cutoff, full=True)
+            steps.append(f"score {cutoff} --full {time.perf_counter() - started:.1f} s")
+    shutil.rmtree(settings.paths.models / "risk", ignore_errors=True)
     # A first run needs no earlier date staged: start every depth from an empty lifecycle.
     for table in _lifecycle_tables():
         shutil.rmtree(lake.table_dir(table), ignore_errors=True)
@@ -180,8 +211,8 @@ def _digests(settings: Settings, day: date) -> dict[str, str]:
     }
 
 
-def _run(root: Path, config: Path, what: str, day: date) -> Row:
-    command = [sys.executable, "-m", "bench.lifecycle_bench", "--child", "stage"]
+def _run(root: Path, config: Path, what: str, day: date, child: str = "stage") -> Row:
+    command = [sys.executable, "-m", "bench.lifecycle_bench", "--child", child]
     command += ["--config", str(config), "--date", day.isoformat()]
     output = root / f"{what.split()[0]}-{day}.out"
     measured = run_measured(command, output, spill_root=root / "state" / "tmp")
@@ -198,6 +229,9 @@ def _with_same_bytes(row: Row, same: bool) -> Row:
 def _child(args: argparse.Namespace) -> None:
     """In the child process: one lifecycle step, then its own figures as a JSON line."""
     settings = load_settings(args.config)
+    if args.child == "fit":
+        _child_fit(settings, args.date)
+        return
     started = time.perf_counter()
     report = stage_date(settings, args.date)
     seconds = time.perf_counter() - started
@@ -214,6 +248,32 @@ def _child(args: argparse.Namespace) -> None:
         "phases": report.timings,
     }
     print(json.dumps(figures))
+
+
+def _child_fit(settings: Settings, day: date) -> None:
+    """The weekly refit as of ``day`` (rhythm, backtest, classifier), not saved."""
+    from pipeline.lifecycle.alive import AliveStore
+    from pipeline.lifecycle.risk import fit
+
+    started = time.perf_counter()
+    model, _curve = fit(settings, day, AliveStore(settings.paths.models).newest_on_or_before(day))
+    seconds = time.perf_counter() - started
+    figures = model.figures
+    print(
+        json.dumps(
+            {
+                "step_seconds": round(seconds, 3),
+                "first_run": False,
+                "days_read": len(Lake(settings.paths.lake).partition_dates(CUSTOMER_DAYS)),
+                "customers": int(figures.get("training_rows", 0))
+                + int(figures.get("validation_rows", 0)),
+                "danger": 0,
+                "transitions": 0,
+                "alerts": 0,
+                "phases": {"source " + model.source: 0.0, "auc": float(figures.get("auc") or 0)},
+            }
+        )
+    )
 
 
 def _print(rows: list[Row], args: argparse.Namespace) -> None:

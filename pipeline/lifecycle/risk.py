@@ -312,9 +312,10 @@ def _cutoffs(settings: Settings, lake: Lake, day: date, horizon: int) -> list[da
     """
     rules = settings.lifecycle
     scored = set(lake.partition_dates(CUSTOMER_SEGMENTS, AS_OF_KEY))
-    if not scored:
+    history = lake.partition_dates(CUSTOMER_DAYS)
+    if not scored or not history:
         return []
-    first = min(scored)
+    first = history[0]
     step = rules.backtest_step_days or max(7, math.ceil(horizon / 8))
     cutoffs: list[date] = []
     cutoff = day - timedelta(days=horizon)

@@ -24,6 +24,7 @@ from pipeline.lake import AS_OF_KEY, Lake, write_partition
 from pipeline.lifecycle import judge
 from pipeline.lifecycle.alive import AliveModel, alive_model
 from pipeline.lifecycle.risk import RiskModel, features_params, risk_model_in_force
+from pipeline.lifecycle.risk_model import risk_model_row
 from pipeline.lifecycle.seeds import action_lookups
 from pipeline.scoring.inputs import date_range, register_parquet
 from pipeline.scoring.run import CUSTOMER_SEGMENTS
@@ -36,6 +37,7 @@ CUSTOMER_LIFECYCLE = "customer_lifecycle"
 STAGE_TRANSITIONS = "stage_transitions"
 CUSTOMER_STAGE_HISTORY = "customer_stage_history"
 DANGER_ALERTS = "danger_alerts"
+RISK_MODEL = "risk_model"
 STAGE_COUNTS = "stage_counts"
 STAGE_FLOWS = "stage_flows"
 CUSTOMER_MASTER = "customer_master"
@@ -113,6 +115,10 @@ def stage_date(settings: Settings, day: date) -> LifecycleReport:
                 # On the model schedule: judge a horizon ago by what happened since.
                 with timings.phase("backtest"):
                     _backtest_if_possible(settings, day)
+            write_partition(
+                con.from_arrow(risk_model_row(settings, day, model)),
+                lake.partition_file(RISK_MODEL, day, AS_OF_KEY),
+            )
             # Queued for the optional channels; re-running the date queues nothing twice.
             queued = enqueue(settings, day, alerts)
             return LifecycleReport(

@@ -21,6 +21,7 @@ PUBLISHED_TABLES = (
     "stage_transitions",
     "customer_stage_history",
     "danger_alerts",
+    "risk_model",
 )
 # Views over the published tables (sql/publish/views/<name>.sql), in every target.
 PUBLISHED_VIEWS = ("customer_stage_episodes",)
@@ -35,6 +36,7 @@ _DATE_INPUTS = {
     "stage_transitions": "lifecycle",
     "customer_stage_history": "lifecycle",
     "danger_alerts": "lifecycle",
+    "risk_model": "lifecycle",
 }
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from itertools import pairwise
 
 import duckdb
@@ -198,3 +198,36 @@ def test_the_lake_holds_every_day_up_to_the_cutoff(run: CdnowRun) -> None:
     staged = Lake(run.settings.paths.lake).partition_dates("customer_lifecycle", "as_of_date")
     assert staged == date_range(cdnow.FIRST_DAY, CUTOFF)
     assert staged[-1] == date(1997, 9, 30)
+
+
+def test_the_backtest_judges_a_horizon_ago_on_the_shops_own_history(run: CdnowRun) -> None:
+    """`rfm-pipeline backtest --date D`: the risks and stages of D minus the horizon,
+    judged by the purchases since, next to the baselines of the same run."""
+    from click.testing import CliRunner
+
+    from pipeline.cli import cli
+    from pipeline.lifecycle.backtest import RISK_BACKTEST, backtest
+
+    report = backtest(run.settings, CUTOFF)
+    print(f"\nBacktest of {CUTOFF}: {report}")
+    assert report.cutoff == CUTOFF - timedelta(days=report.horizon_days)
+    assert report.risk_source == "model"
+    figures = report.figures
+    assert figures["customers"] == len(run.truth)  # every buyer known on the cut-off
+    assert figures["risk_auc"] > figures["recency_auc"]
+    assert figures["risk_auc"] > figures["bgnbd_expected_purchases_auc"]
+    assert [row["stage"] for row in report.stages][:1] != []
+    methods = {row["method"]: row for row in report.entries}
+    assert set(methods) == {"danger_entries", "recency_90_days"}
+    # Danger entries come earlier than the fixed 90-day rule.
+    assert methods["danger_entries"]["median_days_ahead_of_baseline"] > 0
+    # The figures are in the lake for the report, and the command prints them.
+    lake = Lake(run.settings.paths.lake)
+    assert CUTOFF in lake.partition_dates(RISK_BACKTEST, "as_of_date")
+    config = run.settings.paths.lake.parent / "backtest.toml"
+    folders = ("incoming", "lake", "state", "published", "models", "alerts")
+    lines = [f'{name} = "{getattr(run.settings.paths, name)}"' for name in folders]
+    config.write_text("[paths]\n" + "\n".join(lines) + "\n", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["--config", str(config), "backtest", "--date", str(CUTOFF)])
+    assert result.exit_code == 0, result.output
+    assert "risk (this pipeline)" in result.output and "BG/NBD expected purchases" in result.output
