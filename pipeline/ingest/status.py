@@ -1,14 +1,15 @@
-"""What the lake holds: per-date ingest figures and quarantine reasons, read from Parquet."""
+"""What the lake holds: per-date ingest figures, quarantine reasons and the files that
+were not ingested (the file ledger's rejected and skipped rows), read from Parquet."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 import duckdb
 
 from pipeline import sql
-from pipeline.ingest.run import LAKE_TABLES, LEDGER, QUARANTINE
+from pipeline.ingest.run import FILES, LAKE_TABLES, LEDGER, QUARANTINE
 from pipeline.lake import Lake
 
 
@@ -20,6 +21,9 @@ class LakeStatus:
     quarantine_reasons: list[dict[str, object]]
     # Dates with lake partitions but no ledger: an ingest died mid-write; re-run them.
     incomplete_dates: list[date]
+    # The file ledger's rejected and skipped files (of each date's latest attempt):
+    # export_date, source_file, file_kind, outcome, outcome_reason, error.
+    files_not_ingested: list[dict[str, object]] = field(default_factory=list)
 
     def total(self, column: str) -> int:
         return sum(int(str(day[column])) for day in self.days)
@@ -29,6 +33,7 @@ def lake_status(lake: Lake, start: date, end: date) -> LakeStatus:
     """Figures for the ingested dates between ``start`` and ``end`` (inclusive)."""
     ledger_files = _partition_files(lake, LEDGER, start, end)
     quarantine_files = _partition_files(lake, QUARANTINE, start, end)
+    file_ledger_files = _partition_files(lake, FILES, start, end)
     bounds = {"start_date": start, "end_date": end}
     con = duckdb.connect()
     try:
@@ -44,14 +49,25 @@ def lake_status(lake: Lake, start: date, end: date) -> LakeStatus:
             if quarantine_files
             else []
         )
+        not_ingested = (
+            _rows(
+                con, "reports/ingest_files_not_ingested", {"file_ledger_files": file_ledger_files}
+            )
+            if file_ledger_files
+            else []
+        )
     finally:
         con.close()
-    return LakeStatus(days, reasons, _incomplete_dates(lake, start, end))
+    return LakeStatus(days, reasons, _incomplete_dates(lake, start, end), not_ingested)
 
 
 def _incomplete_dates(lake: Lake, start: date, end: date) -> list[date]:
+    # The file ledger is written by failed attempts too: it does not make a date incomplete.
     written = {
-        day for table in LAKE_TABLES if table != LEDGER for day in lake.partition_dates(table)
+        day
+        for table in LAKE_TABLES
+        if table not in (LEDGER, FILES)
+        for day in lake.partition_dates(table)
     }
     complete = set(lake.partition_dates(LEDGER))
     return sorted(day for day in written - complete if start <= day <= end)
