@@ -164,7 +164,9 @@ def _wrong_field_count_rows(
 ) -> list[_BadRow]:
     """The rows DuckDB set aside; any problem but a wrong field count rejects the file.
 
-    DuckDB counts ``line`` from the header (line 1) after the skipped lines.
+    DuckDB counts ``line`` in rows from the file's first line (the skipped ones and the
+    header included; a quoted field spanning lines counts once): it is the file's line
+    number unless an earlier field spans lines.
     """
     rejects = con.execute(
         f"select line, error_type, csv_line, error_message from {_REJECTS}"
@@ -173,13 +175,10 @@ def _wrong_field_count_rows(
     bad_rows: dict[int, _BadRow] = {}
     for line, error_type, csv_line, message in rejects:
         if error_type not in _ROW_SHAPE_ERRORS:
-            problem = f"malformed CSV: {str(message).strip()} at line {int(line) + skip_rows}"
+            problem = f"malformed CSV: {str(message).strip()} at line {line}"
             raise RejectedFileError(export.name, problem, code="malformed_csv")
-        data_row = int(line) - 1
-        bad_rows.setdefault(
-            data_row,
-            _BadRow(data_row, int(line) + skip_rows, str(csv_line)[:_RAW_TEXT_CHARS]),
-        )
+        data_row = int(line) - 1 - skip_rows
+        bad_rows.setdefault(data_row, _BadRow(data_row, int(line), str(csv_line)[:_RAW_TEXT_CHARS]))
     return sorted(bad_rows.values(), key=lambda row: row.data_row)
 
 

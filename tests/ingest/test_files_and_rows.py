@@ -54,9 +54,11 @@ def _file_ledger(settings: Settings) -> dict[str, dict[str, object]]:
     return {str(row["source_file"]): row for row in read_lake(settings, "ingest_files")}
 
 
-def _assert_balanced(settings: Settings, matched: set[str]) -> dict[str, dict[str, object]]:
+def _assert_balanced(
+    settings: Settings, matched: set[str], day: date = DAY
+) -> dict[str, dict[str, object]]:
     """Every matched path has exactly one file-ledger row; every ingested file balances."""
-    rows = read_lake(settings, "ingest_files")
+    rows = [row for row in read_lake(settings, "ingest_files") if row["export_date"] == day]
     names = [str(row["source_file"]) for row in rows]
     assert sorted(names) == sorted(matched), "one file ledger row per matched path"
     for row in rows:
@@ -158,7 +160,7 @@ def test_the_export_wait_keeps_waiting_for_a_file_in_transfer(settings: Settings
     (settings.paths.incoming / f".{NAME}.part").rename(
         settings.paths.incoming / "sales_20261122_2.csv"
     )
-    assert exports_arrived(settings, DAY, before_deadline) == [NAME, "sales_20261122_2.csv"]
+    assert exports_arrived(settings, DAY, before_deadline) == ["sales_20261122_2.csv", NAME]
 
 
 # -- 2. nothing outside paths.incoming is opened ----------------------------------------
@@ -253,7 +255,10 @@ def test_one_broken_file_fails_the_date_by_default_or_is_quarantined(settings: S
     assert ledger[NAME]["outcome"] == "skipped"
     # `status` shows the rejected file of the failed attempt.
     status = lake_status(Lake(settings.paths.lake), DAY, DAY)
-    assert [row["outcome_reason"] for row in status.files_not_ingested] == ["empty_file"]
+    assert [(row["source_file"], row["outcome_reason"]) for row in status.files_not_ingested] == [
+        (NAME, "date_failed"),
+        ("sales_20261122_zero.csv", "empty_file"),
+    ]
 
     report = ingest_date(_lenient(settings), DAY)
 
@@ -267,12 +272,17 @@ def test_only_the_rejected_files_are_left_out(settings: Settings) -> None:
     incoming = settings.paths.incoming
     write_csv(incoming / NAME, [WEB_HEADER, *GOOD])
     write_csv(incoming / "sales_20261122_b.csv", ["a,b", "1,2"])
+    write_csv(incoming / "sales_20261123_b.csv", ["a,b", "1,2"])
 
+    # A day whose only file is rejected has no export: the missing_export rule decides.
     with pytest.raises(MissingExportError, match="header not recognised"):
-        ingest_date(_lenient(settings), DAY + timedelta(days=1))  # no file of that day
+        ingest_date(_lenient(settings), DAY + timedelta(days=1))
+    ledger = _assert_balanced(settings, {"sales_20261123_b.csv"}, DAY + timedelta(days=1))
+    assert ledger["sales_20261123_b.csv"]["outcome_reason"] == "header_not_recognised"
     ingest_date(_lenient(settings), DAY)
     ledger = _assert_balanced(settings, {NAME, "sales_20261122_b.csv"})
     assert ledger["sales_20261122_b.csv"]["outcome_reason"] == "header_not_recognised"
+    assert ledger[NAME]["rows_accepted"] == 2
 
 
 def test_rows_with_a_wrong_field_count_are_quarantined_with_their_line(settings: Settings) -> None:
@@ -456,13 +466,9 @@ def test_cancellation_marker_thousands_separator_and_aliases(settings: Settings)
 
 def test_decimal_comma_with_dot_thousands(settings: Settings) -> None:
     options = _with(settings, decimal_separator=",", thousands_separator=".", delimiter=";")
-    write_csv(
-        settings.paths.incoming / NAME,
-        [
-            WEB_HEADER.replace(",", ";"),
-            "W1;1;C1;2026-11-22 10:00:00;P1;2;1.250,50;2.501,00;CNY;completed",
-        ],
-        delimiter=";",
+    (settings.paths.incoming / NAME).write_text(
+        WEB_HEADER.replace(",", ";")
+        + "\nW1;1;C1;2026-11-22 10:00:00;P1;2;1.250,50;2.501,00;CNY;completed\n"
     )
 
     ingest_date(options, DAY)
