@@ -334,7 +334,7 @@ def _load_earlier_lines(
     if files:
         con.execute(
             "create or replace temp table earlier_order_lines as"
-            " select * from read_parquet($files, hive_partitioning = true)",
+            " select * from read_parquet($files, hive_partitioning = true, union_by_name = true)",
             {"files": files},
         )
     else:
