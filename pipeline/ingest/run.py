@@ -253,8 +253,8 @@ def _check_attempt(
     problems = "; ".join(outcome.error for outcome in bad) or "no sales export file matched"
     if failed:
         raise BadFilesError(
-            f"{day} not ingested (source.on_bad_file = 'fail'; the lake keeps its previous"
-            f" partitions, the file ledger {FILES} records why): {problems}",
+            f"{problems} ({day} not ingested: source.on_bad_file = 'fail'; the lake keeps"
+            f" its previous partitions, the file ledger {FILES} records why)",
             bad[0].name,
             bad[0].reason,
         )
