@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import stat
 from dataclasses import dataclass, field
 from datetime import date
@@ -22,6 +23,8 @@ from pipeline.errors import RejectedFileError
 FileFormat = Literal["csv", "parquet"]
 Outcome = Literal["ingested", "rejected", "skipped"]
 _CHUNK = 1 << 20
+# Control characters a field must not hold (tab, LF and CR are CSV structure).
+_CONTROL_BYTES = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,10 @@ class ExportFile:
     sha256: str
     size_bytes: int
     file_format: FileFormat
+    # False only when the file's bytes hold no control character but tab, LF and CR:
+    # the staging model then skips its per-row invalid_character check for the file.
+    # (Gzip and Parquet are compressed, UTF-16/32 hold NULs: those are always checked.)
+    may_have_control_bytes: bool = True
 
 
 @dataclass(frozen=True)
@@ -185,10 +192,15 @@ def _describe(path: Path, name: str) -> ExportFile:
         magic = handle.read(4)
         digest.update(magic)
         size = len(magic)
+        controls = _CONTROL_BYTES.search(magic) is not None
         while chunk := handle.read(_CHUNK):
             digest.update(chunk)
             size += len(chunk)
-    return ExportFile(path, name, digest.hexdigest(), size, _format_of(path, name, magic))
+            # A control byte never belongs to a UTF-8 or GB18030 multi-byte character.
+            controls = controls or _CONTROL_BYTES.search(chunk) is not None
+    file_format = _format_of(path, name, magic)
+    plain = file_format == "csv" and magic[:2] != b"\x1f\x8b"
+    return ExportFile(path, name, digest.hexdigest(), size, file_format, controls or not plain)
 
 
 def _format_of(path: Path, name: str, magic: bytes) -> FileFormat:

@@ -48,13 +48,15 @@ trimmed as (
         file_order,
         source_row,
         load_problem,
-        -- A control character (NUL, ESC, ...) in any field: a corrupt or binary row.
-        regexp_matches(
+        -- A control character (NUL, ESC, ...; not tab, LF or CR) in any field: a corrupt
+        -- or binary row. Only files whose bytes hold one are looked at row by row.
+        coalesce(may_have_control_bytes, true)
+        and regexp_matches(
             concat_ws(
                 '', order_id, line_id, customer_id, ordered_at, product_id, quantity,
                 unit_price, amount, currency, status
             ),
-            '[\x00-\x1f\x7f]'
+            '[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]'
         ) as has_control_character,
         nullif(trim(order_id), '') as order_id,
         nullif(trim(line_id), '') as line_id,

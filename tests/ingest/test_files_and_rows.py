@@ -520,3 +520,24 @@ def test_a_second_currency_needs_a_rates_file() -> None:
         SourceConfig(accepted_currencies=["CNY", "USD"])
     with pytest.raises(ValueError, match="must differ"):
         SourceConfig(decimal_separator=",", thousands_separator=",")
+
+
+def test_master_files_are_in_the_file_ledger_too(settings: Settings) -> None:
+    incoming = settings.paths.incoming
+    write_csv(incoming / NAME, [WEB_HEADER, *GOOD])
+    write_csv(
+        incoming / "customers_20261122.csv",
+        ["customer_id,signup_date", "C1,2026-11-01", "C1,2026-11-01", ",2026-11-02"],
+    )
+    (incoming / "customers_20261122_b.csv").write_bytes(b"")
+
+    ingest_date(_lenient(settings), DAY)
+
+    ledger = _assert_balanced(
+        settings, {NAME, "customers_20261122.csv", "customers_20261122_b.csv"}
+    )
+    master = ledger["customers_20261122.csv"]
+    assert (master["file_kind"], master["outcome"]) == ("customer_master", "ingested")
+    assert (master["rows_in"], master["rows_accepted"], master["rows_quarantined"]) == (3, 1, 2)
+    assert ledger["customers_20261122_b.csv"]["outcome_reason"] == "empty_file"
+    assert ledger[NAME]["file_kind"] == "sales"
