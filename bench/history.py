@@ -425,7 +425,7 @@ select
     'sales_{day:%Y%m%d}.csv' as source_file,
     first_row + j + 1 as source_row,
     'CNY' as source_currency,
-    amount as source_amount,
+    null::decimal(18, 4) as source_amount,
     null::decimal(18, 8) as exchange_rate,
     false as is_amount_derived,
     false as is_amount_inconsistent,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import stat
 from dataclasses import dataclass, field
 from datetime import date
@@ -24,7 +23,12 @@ FileFormat = Literal["csv", "parquet"]
 Outcome = Literal["ingested", "rejected", "skipped"]
 _CHUNK = 1 << 20
 # Control characters a field must not hold (tab, LF and CR are CSV structure).
-_CONTROL_BYTES = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CONTROL_BYTES = bytes([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])
+
+
+def _has_control_byte(chunk: bytes) -> bool:
+    # Deleting them is a C loop over the chunk: several times faster than a regex search.
+    return len(chunk.translate(None, _CONTROL_BYTES)) != len(chunk)
 
 
 @dataclass(frozen=True)
@@ -192,12 +196,12 @@ def _describe(path: Path, name: str) -> ExportFile:
         magic = handle.read(4)
         digest.update(magic)
         size = len(magic)
-        controls = _CONTROL_BYTES.search(magic) is not None
+        controls = _has_control_byte(magic)
         while chunk := handle.read(_CHUNK):
             digest.update(chunk)
             size += len(chunk)
             # A control byte never belongs to a UTF-8 or GB18030 multi-byte character.
-            controls = controls or _CONTROL_BYTES.search(chunk) is not None
+            controls = controls or _has_control_byte(chunk)
     file_format = _format_of(path, name, magic)
     plain = file_format == "csv" and magic[:2] != b"\x1f\x8b"
     return ExportFile(path, name, digest.hexdigest(), size, file_format, controls or not plain)

@@ -50,14 +50,18 @@ trimmed as (
         load_problem,
         -- A control character (NUL, ESC, ...; not tab, LF or CR) in any field: a corrupt
         -- or binary row. Only files whose bytes hold one are looked at row by row.
-        coalesce(may_have_control_bytes, true)
-        and regexp_matches(
-            concat_ws(
-                '', order_id, line_id, customer_id, ordered_at, product_id, quantity,
-                unit_price, amount, currency, status
-            ),
-            '[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]'
-        ) as has_control_character,
+        -- (A case, not an and: only its chosen branch is computed.)
+        case
+            when coalesce(may_have_control_bytes, true)
+                then regexp_matches(
+                    concat_ws(
+                        '', order_id, line_id, customer_id, ordered_at, product_id, quantity,
+                        unit_price, amount, currency, status
+                    ),
+                    '[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]'
+                )
+            else false
+        end as has_control_character,
         nullif(trim(order_id), '') as order_id,
         nullif(trim(line_id), '') as line_id,
         nullif(trim(customer_id), '') as customer_id,
@@ -165,9 +169,10 @@ amounts as (
         ) as amount_computed,
         -- No amount in the row (the column is absent or the value empty): computed.
         amount_given is null and amount_text is null as is_amount_derived,
+        -- In double precision (cents matter, not the 38th digit): a third of the cost.
         coalesce(
-            abs(abs(amount_given) - abs(quantity_given * unit_price))
-            > greatest(0.01, $amount_tolerance * abs(quantity_given * unit_price)),
+            abs(abs(amount_given::double) - abs(quantity_given::double * unit_price::double))
+            > greatest(0.01 + 1e-9, $amount_tolerance * abs(quantity_given::double * unit_price::double)),
             false
         ) as is_amount_inconsistent,
 
@@ -243,14 +248,18 @@ validated as (
             -- below. Otherwise quantity and amount must agree on the sign.
             when not has_return_status and sign(quantity_given) * sign(amount_computed) < 0
                 then 'sign_mismatch'
-            when abs(quantity_given) > $max_quantity
-                or abs(unit_price) > $max_unit_price
-                or abs(amount_computed) > $max_amount
+            when abs(quantity_given) > cast($max_quantity as decimal(18, 3))
+                or abs(unit_price) > cast($max_unit_price as decimal(18, 4))
+                or abs(amount_computed) > cast($max_amount as decimal(18, 4))
                 then 'outlier'
             when $inconsistent_amount = 'quarantine' and is_amount_inconsistent
                 then 'inconsistent_amount'
-            when not regexp_matches(currency, '^[A-Z]{3}$') then 'unknown_currency'
-            when not list_contains($accepted_currencies, currency) then 'unaccepted_currency'
+            when not list_contains($accepted_currencies, currency)
+                then
+                    case
+                        when regexp_matches(currency, '^[A-Z]{3}$') then 'unaccepted_currency'
+                        else 'unknown_currency'
+                    end
             when currency <> $default_currency and exchange_rate is null
                 then 'unconvertible_currency'
         end as quarantine_reason,
@@ -296,7 +305,8 @@ final as (
         $default_currency as currency,
         line_kind,
         currency as source_currency,
-        amount_signed as source_amount,
+        -- Null for a line in the reporting currency (its amount is already that).
+        case when currency <> $default_currency then amount_signed end as source_amount,
         case when currency <> $default_currency then exchange_rate end as exchange_rate,
         is_amount_derived,
         is_amount_inconsistent,
