@@ -424,7 +424,7 @@ select
     end as line_kind,
     'sales_{day:%Y%m%d}.csv' as source_file,
     first_row + j + 1 as source_row,
-    'CNY' as source_currency,
+    null::varchar as source_currency,
     null::decimal(18, 4) as source_amount,
     null::decimal(18, 8) as exchange_rate,
     false as is_amount_derived,

@@ -304,8 +304,8 @@ final as (
         end as amount,
         $default_currency as currency,
         line_kind,
-        currency as source_currency,
-        -- Null for a line in the reporting currency (its amount is already that).
+        -- The three are null for a line in the reporting currency (nothing converted).
+        case when currency <> $default_currency then currency end as source_currency,
         case when currency <> $default_currency then amount_signed end as source_amount,
         case when currency <> $default_currency then exchange_rate end as exchange_rate,
         is_amount_derived,
