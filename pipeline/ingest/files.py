@@ -134,7 +134,12 @@ def _checked_path(
         raise RejectedFileError(
             name, "a symlink, refused (source.symlinks = 'refuse')", code="symlink_refused"
         )
-    real = path.resolve(strict=False)
+    try:
+        real = path.resolve(strict=False)
+    except (RuntimeError, OSError):  # a symlink loop (RuntimeError before Python 3.13)
+        raise RejectedFileError(
+            name, "a symlink loop; not opened", code="dangling_symlink"
+        ) from None
     if not real.is_relative_to(root):
         # Named only as "outside": the target's name and contents stay unprinted.
         raise RejectedFileError(
