@@ -424,6 +424,13 @@ select
     end as line_kind,
     'sales_{day:%Y%m%d}.csv' as source_file,
     first_row + j + 1 as source_row,
+    null::varchar as source_currency,
+    null::decimal(18, 4) as source_amount,
+    null::decimal(18, 8) as exchange_rate,
+    false as is_amount_derived,
+    false as is_amount_inconsistent,
+    false as is_nonexistent_local_time,
+    false as is_ambiguous_local_time,
 from priced
 """
 

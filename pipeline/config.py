@@ -118,9 +118,42 @@ class SourceConfig(_Section):
     encoding: str = "auto"
     delimiter: Literal["auto", ",", ";", "\t", "|"] = "auto"
     decimal_separator: Literal[".", ","] = "."
-    # Used when the export has no currency column.
+    # Digit-group separator removed from quantity, unit_price and amount ("" for none).
+    thousands_separator: Literal["", ",", ".", " ", "'", "_"] = ""
+    # Lines above a CSV's header (a title row, an export banner); skipped unread.
+    skip_rows: int = Field(default=0, ge=0, le=100)
+    # The reporting currency: every amount in order_lines is in it; also the currency of
+    # lines whose export has no currency value.
     currency: str = "CNY"
+    # Currencies a line may arrive in; any other is quarantined (unaccepted_currency).
+    # Those other than `currency` are converted with exchange_rates_file.
     accepted_currencies: list[str] = ["CNY"]
+    # Currency values of the export -> ISO code (matched after trimming, case-insensitive).
+    currency_aliases: dict[str, str] = {
+        "RMB": "CNY",
+        "人民币": "CNY",
+        "元": "CNY",
+        "¥": "CNY",
+        "￥": "CNY",
+    }
+    # CSV (rate_date, currency, rate): 1 unit of `currency` = rate units of the reporting
+    # currency on rate_date (the line's local order date). Relative to paths.incoming.
+    # "" converts nothing; it is needed when accepted_currencies lists another currency.
+    exchange_rates_file: str = ""
+    # An order id starting with this (e.g. "C", as UCI Online Retail and many ERPs mark a
+    # cancellation) makes the line a cancellation; "" for none.
+    cancellation_order_prefix: str = ""
+    # A file that cannot be read whole (empty, unknown header, bad bytes, a symlink out of
+    # paths.incoming, not a regular file, still in transfer): "fail" the date (nothing is
+    # written but the file ledger), or "quarantine" the file and ingest the others.
+    on_bad_file: Literal["fail", "quarantine"] = "fail"
+    # Matched names starting with "." are files still being transferred (the convention of
+    # rsync, scp and most uploaders): "in_transfer" records them as skipped (the date
+    # fails unless on_bad_file = "quarantine"), "ingest" reads them like any file.
+    hidden_files: Literal["in_transfer", "ingest"] = "in_transfer"
+    # Symlinks in paths.incoming: "inside" follows those whose target stays inside the
+    # folder (others are rejected, never opened); "refuse" rejects every symlink.
+    symlinks: Literal["inside", "refuse"] = "inside"
     # Local-time formats tried in order; strings with a UTC offset or Z are absolute.
     timestamp_formats: list[str] = [
         "%Y-%m-%d %H:%M:%S",
@@ -167,6 +200,18 @@ class SourceConfig(_Section):
     def _currency_codes(cls, values: list[str]) -> list[str]:
         return [cls._currency_code(value) for value in values]
 
+    @field_validator("currency_aliases")
+    @classmethod
+    def _alias_targets(cls, aliases: dict[str, str]) -> dict[str, str]:
+        return {alias.strip().upper(): cls._currency_code(code) for alias, code in aliases.items()}
+
+    @field_validator("exchange_rates_file")
+    @classmethod
+    def _rates_file_is_csv(cls, value: str) -> str:
+        if value and not value.lower().endswith((".csv", ".csv.gz")):
+            raise ValueError("must be a .csv file (rate_date, currency, rate)")
+        return value
+
     @field_validator("file_pattern")
     @classmethod
     def _pattern_stays_inside_incoming(cls, value: str) -> str:
@@ -185,6 +230,15 @@ class SourceConfig(_Section):
     def _default_currency_accepted(self) -> SourceConfig:
         if self.currency not in self.accepted_currencies:
             raise ValueError(f"currency {self.currency} is not in accepted_currencies")
+        foreign = [code for code in self.accepted_currencies if code != self.currency]
+        if foreign and not self.exchange_rates_file:
+            raise ValueError(
+                f"accepted_currencies lists {', '.join(foreign)} besides {self.currency}:"
+                " set exchange_rates_file to convert them (scoring adds amounts up, so they"
+                " must all be in one currency)"
+            )
+        if self.thousands_separator and self.thousands_separator == self.decimal_separator:
+            raise ValueError("thousands_separator and decimal_separator must differ")
         return self
 
 
@@ -199,6 +253,19 @@ class IngestConfig(_Section):
     dedup_lookback_days: int = Field(default=7, ge=0, le=366)
     # What a date with no export file at all means: an error, or a recorded empty day.
     missing_export: Literal["fail", "empty"] = "fail"
+    # A line whose amount differs from quantity x unit_price by more than this share (and
+    # by more than one cent) is inconsistent_amount: "flag" keeps it with
+    # amount_inconsistent = true (discounts and fees do that), "quarantine" rejects it.
+    amount_tolerance: float = Field(default=0.01, ge=0, le=10)
+    inconsistent_amount: Literal["flag", "quarantine"] = "flag"
+    # Plausibility bounds (absolute values): a line beyond one is quarantined as outlier.
+    max_quantity: float = Field(default=100_000, gt=0)
+    max_unit_price: float = Field(default=10_000_000, gt=0)
+    max_amount: float = Field(default=100_000_000, gt=0)
+    # Local times that do not exist (the DST gap) or occur twice (the DST fold): "flag"
+    # keeps them with a flag column (the gap is read with the offset before the switch,
+    # the fold as its second occurrence, standard time), "quarantine" rejects them.
+    dst_local_times: Literal["flag", "quarantine"] = "flag"
 
     @model_validator(mode="after")
     def _lookback_covers_late_lines(self) -> IngestConfig:

@@ -172,8 +172,24 @@ def ingest_report(report: IngestReport) -> None:
     if not report.files:
         table.add_row("(no export file: recorded as an empty day)", "", "0", "0", "0", "0")
     out.print(table)
+    _files_not_ingested(report.files_not_ingested)
     _reasons(report.quarantine_reasons.items())
     _customer_master(report)
+
+
+def _files_not_ingested(rows: list[dict[str, object]], with_date: bool = False) -> None:
+    """The file ledger's rejected and skipped files, with their reason and error."""
+    if not rows:
+        return
+    table = Table(title="[bold red]Files not ingested[/]", title_justify="left")
+    if with_date:
+        table.add_column("date", no_wrap=True)
+    for column in ("file", "outcome", "reason", "error"):
+        table.add_column(column, no_wrap=column != "error")
+    for row in rows:
+        cells = [str(row[key]) for key in ("source_file", "outcome", "outcome_reason", "error")]
+        table.add_row(*([str(row["export_date"])] if with_date else []), *cells)
+    out.print(table)
 
 
 def _customer_master(report: IngestReport) -> None:
@@ -201,6 +217,7 @@ def lake_status(status: LakeStatus) -> None:
     if status.incomplete_dates:
         dates = ", ".join(str(day) for day in status.incomplete_dates)
         out.print(f"[bold red]Incomplete dates[/] (an ingest died mid-write; re-run them): {dates}")
+    _files_not_ingested(status.files_not_ingested, with_date=True)
     if not status.days and not status.empty_dates:
         out.print("No ingested dates in that range.")
         return

@@ -14,10 +14,25 @@ class ConfigError(PipelineError):
 class RejectedFileError(PipelineError):
     """An input file has a structural problem and is rejected whole."""
 
-    def __init__(self, file: str, reason: str) -> None:
+    def __init__(self, file: str, reason: str, code: str = "malformed_file") -> None:
         super().__init__(f"{file}: rejected: {reason}")
         self.file = file
         self.reason = reason
+        self.code = code  # machine-readable: the file ledger's outcome_reason
+
+
+class BadFilesError(RejectedFileError):
+    """Files of the date were rejected or are still in transfer, and
+    ``source.on_bad_file = "fail"``: nothing but the file ledger was written.
+
+    ``file`` and ``code`` are the first such file's; the message names them all.
+    """
+
+    def __init__(self, message: str, file: str, code: str) -> None:
+        PipelineError.__init__(self, message)
+        self.file = file
+        self.reason = message
+        self.code = code
 
 
 class MissingExportError(PipelineError):

@@ -16,7 +16,7 @@ from pathlib import Path
 import duckdb
 
 from pipeline.config import Settings
-from pipeline.ingest.run import LEDGER
+from pipeline.ingest.run import FILES, LEDGER
 from pipeline.ingest.status import LakeStatus, lake_status
 from pipeline.lake import AS_OF_KEY, Lake
 from pipeline.lifecycle.run import CUSTOMER_LIFECYCLE
@@ -123,23 +123,14 @@ def pipeline_status(settings: Settings, start: date, end: date) -> PipelineStatu
 
 
 def ledger_outcomes(lake: Lake, start: date, end: date) -> dict[str, Counter[date]]:
-    """Files per ledger outcome (e.g. "rejected") and date, when the ledger records one
-    (an ``outcome`` column); {} for a ledger of ingested files only."""
-    days = [day for day in lake.partition_dates(LEDGER) if start <= day <= end]
-    files = [str(path) for path in lake.existing_partitions(LEDGER, days)]
+    """Files per outcome of the file ledger (``ingest_files``: ingested, rejected,
+    skipped) and date, of each date's latest ingest attempt."""
+    days = [day for day in lake.partition_dates(FILES) if start <= day <= end]
+    files = [str(path) for path in lake.existing_partitions(FILES, days)]
     if not files:
         return {}
     con = duckdb.connect()
     try:
-        con.execute(
-            "select * from read_parquet($files, hive_partitioning = true, union_by_name = true)"
-            " limit 0",
-            {"files": files},
-        )
-        con.fetchall()
-        assert con.description is not None
-        if "outcome" not in {column[0] for column in con.description}:
-            return {}
         con.execute(
             "select outcome, export_date, count(*) from read_parquet($files,"
             " hive_partitioning = true, union_by_name = true)"

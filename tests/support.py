@@ -53,6 +53,15 @@ def lake_bytes(settings: Settings) -> dict[str, bytes]:
     }
 
 
+def lake_bytes_but_file_ledger(settings: Settings) -> dict[str, bytes]:
+    """lake_bytes without ingest_files, which every attempt at a date (re)writes."""
+    return {
+        name: data
+        for name, data in lake_bytes(settings).items()
+        if not name.startswith("ingest_files/")
+    }
+
+
 def write_csv(
     path: Path, lines: list[str], *, encoding: str = "utf-8", delimiter: str = ","
 ) -> Path:

@@ -110,6 +110,22 @@ def test_console_script_is_installed() -> None:
         assert command in result.stdout
 
 
+def test_status_shows_the_files_not_ingested(project: Path) -> None:
+    write_csv(project / "in" / "sales_20261122.csv", [WEB_HEADER, GOOD])
+    (project / "in" / "sales_20261122_b.csv").write_bytes(b"")
+
+    failed = run(project, "ingest", "--date", "2026-11-22")
+    result = run(project, "status")
+
+    assert failed.returncode == 1
+    assert "error: sales_20261122_b.csv: rejected: empty file" in failed.stderr
+    assert result.returncode == 0, result.stderr
+    assert "Files not ingested" in result.stdout
+    assert "sales_20261122_b.csv" in result.stdout
+    assert "empty_file" in result.stdout
+    assert "No ingested dates in that range." in result.stdout
+
+
 def test_status_names_dates_an_interrupted_ingest_left_incomplete(project: Path) -> None:
     write_csv(project / "in" / "sales_20261122.csv", [WEB_HEADER, GOOD])
     assert run(project, "ingest", "--date", "2026-11-22").returncode == 0

@@ -99,22 +99,19 @@ def test_consecutive_alike_dates_share_a_line(tmp_path: Path) -> None:
     assert "│ 2026-11-22 to 2026-11-24 │ 3 │ ingested │ 3 │ 3 │ yes │ yes │ yes │" in text
 
 
-def test_rejected_files_show_once_the_ledger_records_an_outcome(tmp_path: Path) -> None:
-    """The ingest ledger of issue 14 records rejected and skipped files with an outcome
-    column: status counts them per date from the same ledger files."""
-    import duckdb
-
+def test_rejected_files_are_counted_from_the_file_ledger(tmp_path: Path) -> None:
+    """A real ingest with on_bad_file = "quarantine": the zero-byte file is rejected and
+    recorded in the file ledger (ingest_files); status counts it on its date."""
     project = _project(tmp_path)
-    settings = load_settings(project / "pipeline.toml")
-    partition = settings.paths.lake / "ingest_ledger" / "export_date=2026-11-22" / "data.parquet"
-    partition.parent.mkdir(parents=True)
-    duckdb.execute(
-        "copy (select * from (values"
-        " ('sales_20261122_web.csv', 4, 4, 0, 0, 'ingested'),"
-        " ('sales_20261122_bad.csv', 0, 0, 0, 0, 'rejected')"
-        ") as t(source_file, rows_in, rows_accepted, rows_quarantined, rows_duplicate, outcome))"
-        " to '" + str(partition) + "' (format parquet)"
+    config = project / "pipeline.toml"
+    config.write_text(
+        config.read_text().replace("[ingest]\n", '[source]\non_bad_file = "quarantine"\n[ingest]\n')
     )
+    write_csv(project / "in" / "sales_20261122_web.csv", [WEB_HEADER, GOOD])
+    (project / "in" / "sales_20261122_bad.csv").write_bytes(b"")
+    ingested = run(project, "ingest", "--date", "2026-11-22")
+    assert ingested.returncode == 0, ingested.stderr
+    settings = load_settings(config)
 
     [day] = pipeline_status(settings, date.min, date.max).dates
 

@@ -17,7 +17,7 @@ import duckdb
 from pipeline.config import SourceConfig, normalize_header
 from pipeline.errors import RejectedFileError
 from pipeline.ingest.decoding import HeaderMapping
-from pipeline.ingest.files import ExportFile, find_export_files
+from pipeline.ingest.files import ExportFile, FoundFiles, find_export_files
 from pipeline.ingest.loading import create_raw_table, load_export_file
 
 RAW_MASTER_TABLE = "raw_customer_master_rows"
@@ -64,25 +64,19 @@ def master_header_mapping(source: SourceConfig) -> HeaderMapping:
     return HeaderMapping(aliases, REQUIRED_MASTER_COLUMNS)
 
 
-def find_master_files(
-    incoming: Path, source: SourceConfig, day: date, sales_files: list[ExportFile]
-) -> list[ExportFile]:
-    """The day's master files in the sales files' precedence order; none if disabled.
-
-    Raises:
-        RejectedFileError: a file matches both patterns (it cannot be both exports).
-    """
+def find_master_files(incoming: Path, source: SourceConfig, day: date) -> FoundFiles:
+    """The day's master files in the sales files' precedence order, and an outcome for
+    every other matched path; none if disabled. (A path that also matches the sales
+    pattern is the caller's to reject: it cannot be both exports.)"""
     if not source.customer_file_pattern:
-        return []
-    masters = find_export_files(incoming, source.customer_file_pattern, day)
-    sales_names = {export.name for export in sales_files}
-    for master in masters:
-        if master.name in sales_names:
-            raise RejectedFileError(
-                master.name,
-                "matches both source.file_pattern and source.customer_file_pattern",
-            )
-    return masters
+        return FoundFiles()
+    return find_export_files(
+        incoming,
+        source.customer_file_pattern,
+        day,
+        symlinks=source.symlinks,
+        hidden_files=source.hidden_files,
+    )
 
 
 def load_master_files(
@@ -91,20 +85,27 @@ def load_master_files(
     source: SourceConfig,
     scratch: Path,
     report_progress: Progress,
+    on_reject: Callable[[ExportFile, RejectedFileError], None],
 ) -> dict[str, dict[str, str]]:
     """Load every master file as text into ``raw_customer_master_rows``; how each was read.
 
-    Raises:
-        RejectedFileError: a file cannot be read whole, or lacks a customer_id column.
+    A file that cannot be read whole (or lacks a customer_id column) is passed to
+    ``on_reject`` and left out; nothing of it is loaded.
     """
     mapping = master_header_mapping(source)
     create_raw_table(con, RAW_MASTER_TABLE, mapping.columns)
     read_as = {}
-    for file_order, master in enumerate(masters):
+    file_order = 0
+    for master in masters:
         report_progress(f"reading {master.name}")
-        read_as[master.name] = load_export_file(
-            con, master, file_order, source, scratch, RAW_MASTER_TABLE, mapping
-        )
+        try:
+            read_as[master.name] = load_export_file(
+                con, master, file_order, source, scratch, RAW_MASTER_TABLE, mapping
+            )
+        except RejectedFileError as error:
+            on_reject(master, error)
+            continue
+        file_order += 1
     return read_as
 
 

@@ -103,12 +103,12 @@ def prepare_csv(
         with open_decompressed(export.path) as handle:
             head = handle.read(_SNIFF_BYTES)
     except (OSError, EOFError) as error:
-        raise RejectedFileError(export.name, f"unreadable: {error}") from None
+        raise RejectedFileError(export.name, f"unreadable: {error}", code="unreadable") from None
     if not head.strip():
-        raise RejectedFileError(export.name, "empty file: no header line")
+        raise RejectedFileError(export.name, "empty file: no header line", code="empty_file")
     encoding = source.encoding if source.encoding != "auto" else _sniff_encoding(export.name, head)
     encoding = codecs.lookup(encoding).name
-    header_line = _first_line(export.name, head, encoding)
+    header_line = _first_line(export.name, head, encoding, source.skip_rows)
     mapping = mapping or sales_header_mapping(source)
     delimiter, width, column_index = _map_header(export.name, header_line, source, mapping)
     if encoding == _UTF8:
@@ -131,19 +131,23 @@ def _sniff_encoding(name: str, head: bytes) -> str:
         except UnicodeDecodeError:
             continue
         return candidate
-    raise RejectedFileError(name, "unknown encoding: neither UTF-8 nor GB18030/GBK")
+    raise RejectedFileError(
+        name, "unknown encoding: neither UTF-8 nor GB18030/GBK", code="unknown_encoding"
+    )
 
 
-def _first_line(name: str, head: bytes, encoding: str) -> str:
+def _first_line(name: str, head: bytes, encoding: str, skip_rows: int = 0) -> str:
+    """The header: the first line after ``skip_rows`` lines (a title row, a banner)."""
     decoder = codecs.getincrementaldecoder(encoding)("strict")
     try:
         text = decoder.decode(head, final=False)
     except UnicodeDecodeError as error:
         problem = f"not valid {encoding}: {error.reason} at byte {error.start}"
-        raise RejectedFileError(name, problem) from None
-    line = text.lstrip("\ufeff").splitlines()[0] if text.strip() else ""
+        raise RejectedFileError(name, problem, code="invalid_bytes") from None
+    lines = text.lstrip("\ufeff").splitlines()
+    line = lines[skip_rows] if len(lines) > skip_rows else ""
     if not line.strip():
-        raise RejectedFileError(name, "empty file: no header line")
+        raise RejectedFileError(name, "empty file: no header line", code="empty_file")
     return line
 
 
@@ -161,7 +165,9 @@ def _map_header(
     assert best is not None
     recognised, delimiter, fields = best
     if recognised == 0:
-        raise RejectedFileError(name, f"header not recognised: {header_line[:200]!r}")
+        raise RejectedFileError(
+            name, f"header not recognised: {header_line[:200]!r}", code="header_not_recognised"
+        )
     return delimiter, len(fields), map_columns(name, fields, mapping)
 
 
@@ -181,7 +187,9 @@ def map_columns(name: str, fields: list[str], mapping: HeaderMapping) -> dict[st
         if canonical in column_index:
             first = fields[column_index[canonical]]
             raise RejectedFileError(
-                name, f"columns {first!r} and {field!r} both map to {canonical}"
+                name,
+                f"columns {first!r} and {field!r} both map to {canonical}",
+                code="ambiguous_columns",
             )
         column_index[canonical] = position
     _check_required_columns(name, column_index.keys(), mapping)
@@ -203,7 +211,11 @@ def _check_required_columns(name: str, present: Iterable[str], mapping: HeaderMa
     ]
     if missing:
         looked_for = "; ".join(missing)
-        raise RejectedFileError(name, f"required column missing after mapping: {looked_for}")
+        raise RejectedFileError(
+            name,
+            f"required column missing after mapping: {looked_for}",
+            code="missing_column",
+        )
 
 
 def _transcode(export: ExportFile, encoding: str, target: Path) -> None:
@@ -217,7 +229,9 @@ def _transcode(export: ExportFile, encoding: str, target: Path) -> None:
             sink.write(decoder.decode(b"", final=True).encode(_UTF8))
     except UnicodeDecodeError as error:
         raise RejectedFileError(
-            export.name, f"not valid {encoding}: {error.reason} at byte {offset + error.start}"
+            export.name,
+            f"not valid {encoding}: {error.reason} at byte {offset + error.start}",
+            code="invalid_bytes",
         ) from None
     except (OSError, EOFError) as error:
-        raise RejectedFileError(export.name, f"unreadable: {error}") from None
+        raise RejectedFileError(export.name, f"unreadable: {error}", code="unreadable") from None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
@@ -12,7 +12,7 @@ import duckdb
 from pipeline import sql
 from pipeline.config import Settings, late_span_days
 from pipeline.errors import NotScoredError
-from pipeline.ingest.run import LEDGER, QUARANTINE
+from pipeline.ingest.run import FILES, LEDGER, QUARANTINE
 from pipeline.lake import AS_OF_KEY, PARTITION_KEY, Lake
 from pipeline.lifecycle.run import (
     CUSTOMER_DAYS,
@@ -73,6 +73,8 @@ class ReportData:
     risk_model: dict[str, Any] | None = None  # the risk model in force: source, horizon, figures
     backtest: Rows | None = None  # the newest risk_backtest partition up to the date
     backtest_date: date | None = None
+    # The file ledger's rejected and skipped files of the date (ingest_files).
+    files_not_ingested: Rows = field(default_factory=list)
 
     @property
     def trend_start_date(self) -> date | None:
@@ -104,6 +106,7 @@ def collect(settings: Settings, day: date, con: duckdb.DuckDBPyConnection) -> Re
 
     ingested = [d for d in lake.partition_dates(LEDGER) if history_start <= d <= day]
     quarantine = lake.partition_file(QUARANTINE, day)
+    file_ledger = lake.partition_file(FILES, day)
     audit = audit_file(settings.paths.published, day)
     profiles = (
         lake.partition_file(CLUSTER_PROFILES, model_version, MODEL_KEY) if model_version else None
@@ -129,6 +132,11 @@ def collect(settings: Settings, day: date, con: duckdb.DuckDBPyConnection) -> Re
             },
         )[0],
         ingest_files=rows("report_ingest_files", {"ledger_file": files[LEDGER]}),
+        files_not_ingested=(
+            rows("ingest_files_not_ingested", {"file_ledger_files": [str(file_ledger)]})
+            if file_ledger.is_file()
+            else []
+        ),
         quarantine_reasons=(
             rows(
                 "quarantine_reasons",

@@ -482,6 +482,21 @@ def _run(data: ReportData, drawn: dict[str, Chart], timings: dict[str, float] | 
     ]
     if not files:
         files = [[("(no export file: an empty day)", False)] + [("", False)] * 7]
+    not_ingested = (
+        "<h3>Files not ingested</h3><div class=\"scroll\">"
+        + _table(
+            [("file", False), ("outcome", False), ("reason", False), ("error", False)],
+            [
+                [(escape(str(row[key])), False) for key in (
+                    "source_file", "outcome", "outcome_reason", "error"
+                )]
+                for row in data.files_not_ingested
+            ],
+        )
+        + "</div>"
+        if data.files_not_ingested
+        else ""
+    )  # fmt: skip
     reasons = (
         _table(
             [("quarantine reason", False), ("rows", True)],
@@ -517,7 +532,7 @@ def _run(data: ReportData, drawn: dict[str, Chart], timings: dict[str, float] | 
         '<p class="lead">What the day\'s exports brought, what the checks found, and how '
         "long each step took.</p>"
         f'<h3>Input files and the ingest ledger</h3><div class="scroll">'
-        f"{_table(files_header, files)}</div>"
+        f"{_table(files_header, files)}</div>{not_ingested}"
         f"<h3>Quarantined rows by reason</h3>{reasons}"
         + _charts(
             drawn, ("ingest", "Rows of each day's exports: accepted, duplicates, quarantined.")

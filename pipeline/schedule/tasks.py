@@ -19,6 +19,7 @@ from typing import Any
 from pipeline import preflight, steplog
 from pipeline.config import Settings, load_settings
 from pipeline.errors import ExportsLateError
+from pipeline.ingest.files import FoundFiles, find_export_files
 from pipeline.schedule.connections import CONNECTION_IDS, ConnectionLike, with_connections
 from pipeline.schedule.dates import export_deadline
 
@@ -57,34 +58,65 @@ def _step(settings: Settings, name: str, day: date, *, first: bool = False) -> I
 
 
 def export_files(settings: Settings, day: date) -> list[str]:
-    """Names of the day's export files present in paths.incoming (hidden files, which
-    are still being written by convention, do not count)."""
-    incoming = settings.paths.incoming
-    pattern = settings.source.file_pattern.format(date=day)
+    """Names of the day's matched paths, but those still in transfer (hidden names, by
+    convention; see exports_arrived). A path the ingest will reject (a symlink out of
+    the folder, not a regular file) counts: the ingest records why in its file ledger."""
+    return _arrived(_found(settings, day))
+
+
+def _found(settings: Settings, day: date) -> FoundFiles:
+    """Found as the ingest finds them: nothing is opened but regular files inside."""
+    source = settings.source
+    return find_export_files(
+        settings.paths.incoming,
+        source.file_pattern,
+        day,
+        symlinks=source.symlinks,
+        hidden_files=source.hidden_files,
+        fingerprint=False,
+    )
+
+
+def _arrived(found: FoundFiles) -> list[str]:
     return sorted(
-        path.relative_to(incoming).as_posix()
-        for path in incoming.glob(pattern)
-        if path.is_file() and not path.name.startswith(".")
+        [export.name for export in found.exports]
+        + [outcome.name for outcome in found.not_read if outcome.outcome == "rejected"]
     )
 
 
 def exports_arrived(settings: Settings, day: date, now: datetime) -> list[str]:
-    """The day's export files, or [] while there are none and the deadline is ahead.
+    """The day's export files, or [] while there are none, or while a matched file is
+    still in transfer (a hidden name), and the deadline is ahead.
 
     Raises:
-        ExportsLateError: none has arrived and ``now`` is past the deadline.
+        ExportsLateError: none has arrived, or one is still in transfer, and ``now`` is
+            past the deadline.
     """
-    files = export_files(settings, day)
-    if files:
+    found = _found(settings, day)
+    files = _arrived(found)
+    in_transfer = found.in_transfer
+    if files and not in_transfer:
         return files
     deadline = export_deadline(settings, day)
     if now >= deadline:
+        if in_transfer:
+            raise ExportsLateError(
+                f"the exports of {day} are late: {', '.join(in_transfer)} still in transfer"
+                f" (a hidden name) in {settings.paths.incoming} by the deadline"
+                f" {deadline.isoformat()} (schedule.export_deadline_hours)"
+            )
         raise ExportsLateError(
             f"the exports of {day} are late: no file matching "
             f"{settings.source.file_pattern.format(date=day)!r} in {settings.paths.incoming} "
             f"by the deadline {deadline.isoformat()} (schedule.export_deadline_hours)"
         )
-    log.info("no export of %s yet; waiting until %s", day, deadline.isoformat())
+    if in_transfer:
+        log.info(
+            "%s of %s still in transfer; waiting until %s",
+            ", ".join(in_transfer), day, deadline.isoformat(),
+        )  # fmt: skip
+    else:
+        log.info("no export of %s yet; waiting until %s", day, deadline.isoformat())
     return []
 
 

@@ -31,6 +31,10 @@ final as (
         raw_export_lines.amount,
         raw_export_lines.currency,
         raw_export_lines.status,
+        -- For a row that did not split into the header's fields (wrong_field_count):
+        -- its line number in the file (1 = the first line) and its text.
+        raw_export_lines.source_line,
+        raw_export_lines.raw_text,
 
     from classified_lines
     inner join raw_export_lines

@@ -42,6 +42,13 @@ ORDER_LINES_TYPES = [
     ("line_kind", "VARCHAR"),
     ("source_file", "VARCHAR"),
     ("source_row", "BIGINT"),
+    ("source_currency", "VARCHAR"),
+    ("source_amount", "DECIMAL(18,4)"),
+    ("exchange_rate", "DECIMAL(18,8)"),
+    ("is_amount_derived", "BOOLEAN"),
+    ("is_amount_inconsistent", "BOOLEAN"),
+    ("is_nonexistent_local_time", "BOOLEAN"),
+    ("is_ambiguous_local_time", "BOOLEAN"),
 ]
 LEDGER_TYPES = [
     ("source_file", "VARCHAR"),

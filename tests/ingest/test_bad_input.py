@@ -13,7 +13,7 @@ import pytest
 from pipeline.config import Settings
 from pipeline.errors import MissingExportError, RejectedFileError
 from pipeline.ingest.run import ingest_date
-from tests.support import WEB_HEADER, lake_bytes, read_lake, write_csv
+from tests.support import WEB_HEADER, lake_bytes, lake_bytes_but_file_ledger, read_lake, write_csv
 
 DAY = date(2026, 11, 22)
 GOOD = [
@@ -36,7 +36,8 @@ ROW_CLASSES = [
     ("unparseable_amount", "W3,1,C3,2026-11-22 10:00:00,P1,1,12.50,12.5O,CNY,completed"),
     ("missing_amount", "W3,1,C3,2026-11-22 10:00:00,P1,1,,,CNY,completed"),
     ("sign_mismatch", "W3,1,C3,2026-11-22 10:00:00,P1,-1,10.00,10.00,CNY,completed"),
-    ("unknown_currency", "W3,1,C3,2026-11-22 10:00:00,P1,1,10.00,10.00,USD,completed"),
+    ("unaccepted_currency", "W3,1,C3,2026-11-22 10:00:00,P1,1,10.00,10.00,USD,completed"),
+    ("unknown_currency", "W3,1,C3,2026-11-22 10:00:00,P1,1,10.00,10.00,US$,completed"),
     ("conflicting_duplicate", "W1,1,C1,2026-11-22 10:00:00,P1,2,10.00,99.00,CNY,completed"),
 ]
 
@@ -114,17 +115,14 @@ STRUCTURAL = [
         ),
         "required column missing after mapping: quantity",
     ),
+    # A row with a wrong field count is quarantined alone (tests/ingest/test_files_and_rows.py);
+    # a file where most rows have one is rejected whole.
     (
-        "truncated-last-row",
-        lambda p: p.write_text("\n".join([WEB_HEADER, *GOOD, "W3,1,C3,2026-11-22 10:0"])),
-        "malformed CSV",
-    ),
-    (
-        "wrong-column-count",
+        "mostly-wrong-column-count",
         lambda p: write_csv(
-            p, [WEB_HEADER, GOOD[0], "W9,1,C1,2026-11-22 10:00:00,P1,1,1,1,CNY,ok,extra", GOOD[1]]
+            p, [WEB_HEADER, GOOD[0], "W9,1,C1,2026-11-22 10:00:00,P1,1,1,1,CNY,ok,extra", "W9,1"]
         ),
-        "malformed CSV",
+        "malformed CSV: 2 of 3 rows have a wrong number of fields",
     ),
     ("truncated-gzip", _truncated_gzip, "end of GZIP stream"),
     ("truncated-parquet", _truncated_parquet, "unreadable Parquet"),
@@ -165,7 +163,7 @@ def test_structurally_broken_file_is_rejected_whole(
     incoming = settings.paths.incoming
     write_csv(incoming / "sales_20261122_a.csv", [WEB_HEADER, *GOOD])
     ingest_date(settings, DAY)
-    before = lake_bytes(settings)
+    before = lake_bytes_but_file_ledger(settings)
     breaker(incoming / "sales_20261122_b.csv")
 
     with pytest.raises(RejectedFileError) as rejected:
@@ -173,7 +171,9 @@ def test_structurally_broken_file_is_rejected_whole(
 
     assert message in str(rejected.value)
     assert rejected.value.file.startswith("sales_20261122_b")
-    assert lake_bytes(settings) == before, "a rejected file must leave the lake as it was"
+    assert lake_bytes_but_file_ledger(settings) == before, (
+        "a rejected file must leave the lake as it was"
+    )
     assert list((settings.paths.state / "tmp").iterdir()) == [], "no scratch files left behind"
 
 
@@ -183,7 +183,7 @@ def test_rejected_file_on_first_ingest_writes_nothing(settings: Settings) -> Non
     with pytest.raises(RejectedFileError, match="customer_id"):
         ingest_date(settings, DAY)
 
-    assert lake_bytes(settings) == {}
+    assert lake_bytes_but_file_ledger(settings) == {}
 
 
 def test_header_only_file_is_an_empty_day(settings: Settings) -> None:

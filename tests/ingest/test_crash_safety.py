@@ -53,6 +53,7 @@ TABLES = (
     "order_lines",
     "quarantined_customer_master",
     "customer_master",
+    "ingest_files",
     LEDGER,
 )
 HEADER = (

@@ -17,7 +17,14 @@ from pipeline.config import Settings
 from pipeline.demo.generate import generate
 from pipeline.errors import MissingExportError, RejectedFileError
 from pipeline.ingest.run import IngestReport, ingest_date
-from tests.support import WEB_HEADER, lake_bytes, read_lake, with_paths, write_csv
+from tests.support import (
+    WEB_HEADER,
+    lake_bytes,
+    lake_bytes_but_file_ledger,
+    read_lake,
+    with_paths,
+    write_csv,
+)
 
 DAY = date(2026, 11, 22)
 SALES = [WEB_HEADER, "W1,1,C1,2026-11-22 10:00:00,P1,2,10.00,20.00,CNY,completed"]
@@ -340,6 +347,7 @@ def test_reingesting_gives_identical_bytes_in_any_folder(
     assert lake_bytes(settings) == first
     assert sorted({path.split("/")[0] for path in first}) == [
         "customer_master",
+        "ingest_files",
         "ingest_ledger",
         "order_lines",
         "quarantined_customer_master",
@@ -423,7 +431,7 @@ def test_a_master_without_sales_follows_the_missing_export_rule(settings: Settin
 
     with pytest.raises(MissingExportError, match="no export file for 2026-11-22"):
         ingest_date(settings, DAY)
-    assert lake_bytes(settings) == {}
+    assert lake_bytes_but_file_ledger(settings) == {}
 
     lenient = settings.model_copy(
         update={"ingest": settings.ingest.model_copy(update={"missing_export": "empty"})}
@@ -461,7 +469,7 @@ def test_a_structurally_broken_master_rejects_the_date(
     _with_sales(settings)
     write_csv(settings.paths.incoming / "customers_20261122.csv", MASTER)
     ingest_date(settings, DAY)
-    before = lake_bytes(settings)
+    before = lake_bytes_but_file_ledger(settings)
     breaker(settings.paths.incoming / "customers_20261122_b.csv")
 
     with pytest.raises(RejectedFileError) as rejected:
@@ -469,7 +477,9 @@ def test_a_structurally_broken_master_rejects_the_date(
 
     assert message in str(rejected.value)
     assert rejected.value.file == "customers_20261122_b.csv"
-    assert lake_bytes(settings) == before, "a rejected file must leave the lake as it was"
+    assert lake_bytes_but_file_ledger(settings) == before, (
+        "a rejected file must leave the lake as it was"
+    )
 
 
 def test_a_file_matching_both_patterns_is_rejected(settings: Settings) -> None:
@@ -484,7 +494,7 @@ def test_a_file_matching_both_patterns_is_rejected(settings: Settings) -> None:
 
     with pytest.raises(RejectedFileError, match="matches both"):
         ingest_date(overlapping, DAY)
-    assert lake_bytes(settings) == {}
+    assert lake_bytes_but_file_ledger(settings) == {}
 
 
 def test_the_pattern_is_validated_like_the_sales_pattern() -> None:

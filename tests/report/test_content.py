@@ -224,3 +224,19 @@ def test_the_report_command_prints_the_headline(lake: Settings) -> None:
     assert result.exit_code == 0, result.output
     assert f"Report {LAST}" in result.output and "Stages: prospect" in result.output
     assert (lake.paths.published / "reports" / f"{LAST}.html").is_file()
+
+
+def test_the_run_section_lists_the_files_not_ingested(lake: Settings) -> None:
+    # What a lenient ingest (source.on_bad_file = "quarantine") leaves in the file ledger.
+    partition = lake.paths.lake / "ingest_files" / f"export_date={LAST}" / "data.parquet"
+    partition.parent.mkdir(parents=True, exist_ok=True)
+    duckdb.sql(
+        "select 'sales_bad.csv' as source_file, 'sales' as file_kind, 'rejected' as outcome,"
+        " 'symlink_outside_incoming' as outcome_reason,"
+        " 'sales_bad.csv: rejected: a symlink whose target is outside' as error"
+    ).write_parquet(str(partition))
+
+    page = _text(build_report(lake, LAST).path.read_text(encoding="utf-8"))
+
+    assert "Files not ingested" in page
+    assert "sales_bad.csv" in page and "symlink_outside_incoming" in page
