@@ -8,7 +8,8 @@ of D', the same query the daily step runs) are labelled with whether they bought
 monotone constraints (more silence never lowers the risk, more purchases never raise
 it), calibrated by isotonic regression, is fitted on the older cut-offs and judged on
 the newest one; the danger and termination thresholds are chosen on that judgement to
-meet the configured precisions. The model judged is the model used.
+meet the configured precisions; then the model is refitted on every cut-off, the
+newest included, for use.
 
 With too little history to backtest (a young lake), the risk falls back to the rhythm
 percentile (the share of the customer's gaps shorter than the current silence), with
@@ -399,7 +400,8 @@ def _fit_classifier(
     examples: list[pa.Table],
     alive: Any,
 ) -> RiskModel:
-    """Fit on the older cut-offs, judge on the newest: the model judged is the one used."""
+    """Fit on the older cut-offs and judge on the newest (thresholds, figures); then
+    refit on every cut-off for use."""
     rules = settings.lifecycle
     valid, train = examples[0], pa.concat_tables(examples[1:])
     y_train = _labels(train)
@@ -426,6 +428,12 @@ def _fit_classifier(
     from pipeline.lifecycle.judge import judge_scores  # sklearn metrics: imported when used
 
     figures |= judge_scores(predicted, y_valid, valid, fallback.horizon_days, alive, danger)
+    # Judged, it is refitted on every cut-off: the newest is the closest to today.
+    with threadpool_limits(limits=1, user_api="openmp"):
+        final = _classifier(settings, len(y_train) + len(y_valid)).fit(
+            np.vstack([feature_matrix(train), feature_matrix(valid)]),
+            np.concatenate([y_train, y_valid]),
+        )
     return _with(
         fallback,
         source="model",
@@ -433,7 +441,7 @@ def _fit_classifier(
         danger_exit_risk=round(max(danger - rules.danger_exit_margin, 0.0), 6),
         termination_risk=round(termination, 6),
         figures=figures,
-        estimator=judged,
+        estimator=final,
     )
 
 

@@ -23,15 +23,11 @@ TREND_START = LAST - timedelta(days=7 * ((DAYS - 1) // 7))
 
 
 def report_settings(root: Path, **report: object) -> Settings:
-    """Default settings under ``root``, a publish secret, report options, and danger
-    rules that need only a week of silence (so that a short history has alerts)."""
+    """Default settings under ``root``, a publish secret and report options."""
     settings = with_paths(Settings(), root)
     publish = settings.publish.model_copy(update={"key_secret": SecretStr("report-tests")})
-    rules = settings.lifecycle.model_copy(
-        update={"returns_min_silence_days": 7, "danger_min_gap_days": 7}
-    )
     options = settings.report.model_copy(update=report)
-    return settings.model_copy(update={"publish": publish, "lifecycle": rules, "report": options})
+    return settings.model_copy(update={"publish": publish, "report": options})
 
 
 def build_history(root: Path, customers: int = 200, days: int = DAYS) -> Settings:

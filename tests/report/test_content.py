@@ -240,3 +240,20 @@ def test_the_run_section_lists_the_files_not_ingested(lake: Settings) -> None:
 
     assert "Files not ingested" in page
     assert "sales_bad.csv" in page and "symlink_outside_incoming" in page
+
+
+def test_the_risk_section_says_the_young_lake_falls_back_to_the_rhythm(lake: Settings) -> None:
+    """Three weeks are too short to learn a risk model: the section says what stands in,
+    and why, and judges the fallback's own past risks."""
+    page = build_report(lake, LAST).path.read_text(encoding="utf-8")
+    section = page[page.index('<section id="risk">') :]
+    section = section[: section.index("</section>")]
+    assert "How right were alerts" in section
+    assert "too young to learn the risk from its own history" in section
+    assert "share of their usual gaps between purchases shorter than their current silence" in (
+        section
+    )
+    # The fallback's own risks were published a horizon ago: the backtest judges them.
+    assert "Ranking the customers who did not come back" in section
+    assert "Who came back, by the stage they were in" in section
+    assert "days ahead of the 90-day rule" in section
