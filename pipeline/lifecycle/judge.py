@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
+import pyarrow.compute as pc
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
 from pipeline.lifecycle import alive
@@ -23,7 +24,9 @@ Array = npt.NDArray[np.float64]
 
 
 def column(table: pa.Table, name: str) -> npt.NDArray[np.float64]:
-    return np.asarray(table.column(name).to_numpy(zero_copy_only=False), dtype=np.float64)
+    """A column as doubles (cast in Arrow: DECIMAL would give a Python object per row)."""
+    values = pc.cast(table.column(name), pa.float64()).to_numpy(zero_copy_only=False)
+    return np.asarray(values, dtype=np.float64)
 
 
 def auc(score: npt.ArrayLike, lost: npt.ArrayLike) -> float | None:
