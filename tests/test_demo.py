@@ -27,7 +27,7 @@ NOISE_REASONS = {
     "bad_price": "unparseable_unit_price",
     "bad_timestamp": "unparseable_ordered_at",
     "empty_order_id": "missing_order_id",
-    "unknown_currency": "unknown_currency",
+    "unknown_currency": "unaccepted_currency",  # the demo sends USD: a code not accepted
     "out_of_window_time": "ordered_at_outside_window",
 }
 
