@@ -57,6 +57,13 @@ class Survival:
         top = self.ended_share
         return self.cdf / top if top > 0 else self.cdf
 
+    def conditional_quantile(self, q: float) -> float | None:
+        """The smallest x by which a share ``q`` of the gaps that ended had ended."""
+        if not self.events:
+            return None
+        reached = np.flatnonzero(self.conditional() >= q)
+        return float(self.x[reached[0]]) if len(reached) else None
+
 
 def kaplan_meier(durations: npt.ArrayLike, ended: npt.ArrayLike) -> Survival:
     """The Kaplan-Meier estimate from durations and whether each ended (else censored)."""
@@ -129,7 +136,7 @@ def estimate(
         # Fewer than half of the gaps have ended: the median among those that did is a
         # lower bound, used until the lake is old enough.
         curve = raw_repeat if raw_repeat.events else every_gap
-        ended_median = _conditional_quantile(curve, 0.5)
+        ended_median = curve.conditional_quantile(0.5)
         median = ended_median if ended_median is not None else fallback_gap_days
     median = max(float(median), 1.0)
 
@@ -150,13 +157,6 @@ def estimate(
         repeat=kaplan_meier(units, done[is_repeat]),
         median_is_censored=censored,
     )
-
-
-def _conditional_quantile(curve: Survival, q: float) -> float | None:
-    if not curve.events:
-        return None
-    reached = np.flatnonzero(curve.conditional() >= q)
-    return float(curve.x[reached[0]]) if len(reached) else None
 
 
 def horizon_days(rhythm: Rhythm, gap_multiple: float, *, low: int = 7, high: int = 365) -> int:

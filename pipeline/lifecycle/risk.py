@@ -43,9 +43,10 @@ from threadpoolctl import threadpool_limits
 
 from pipeline import sql
 from pipeline.config import Settings, late_span_days
+from pipeline.errors import NotScoredError
 from pipeline.lake import AS_OF_KEY, Lake
 from pipeline.lifecycle import rhythm as rhythm_model
-from pipeline.scoring.inputs import date_range, register_parquet
+from pipeline.scoring.inputs import date_range, register_model, register_parquet
 
 log = logging.getLogger(__name__)
 
@@ -274,6 +275,7 @@ def _fit_rhythm(
         {"day": day},
     ).fetchall()[0][0]
     buckets = min(1000, max(1, math.ceil(1000 * rules.sample_size / max(customers, 1))))
+    register_model(con, "lifecycle/int_purchase_days", {"known_by": day})
     gaps = sql.relation(
         con, "lifecycle/purchase_gaps", {"as_of_date": day, "sample_buckets": buckets}
     ).to_arrow_table()
@@ -295,16 +297,9 @@ def _rhythm_figures(rhythm: rhythm_model.Rhythm) -> dict[str, Any]:
         "population_gap_days": round(rhythm.population_gap_days, 2),
         "population_gap_is_censored": rhythm.median_is_censored,
         "second_purchase_share_by_follow_up": round(second.ended_share, 4),
-        "second_purchase_median_wait_days": _conditional(second, 0.5),
-        "second_purchase_wait_p80_days": _conditional(second, 0.8),
+        "second_purchase_median_wait_days": second.conditional_quantile(0.5),
+        "second_purchase_wait_p80_days": second.conditional_quantile(0.8),
     }
-
-
-def _conditional(curve: rhythm_model.Survival, q: float) -> float | None:
-    if not curve.events:
-        return None
-    reached = np.flatnonzero(curve.conditional() >= q)
-    return float(curve.x[reached[0]]) if len(reached) else None
 
 
 def _cutoffs(settings: Settings, lake: Lake, day: date, horizon: int) -> list[date]:
@@ -333,7 +328,8 @@ def register_features_inputs(
     con: duckdb.DuckDBPyConnection, settings: Settings, lake: Lake, day: date, extra_days: int = 0
 ) -> None:
     """Views customer_segments (of ``day``) and customer_days covering the recent window
-    before ``day`` and ``extra_days`` after it (labels read those)."""
+    before ``day`` and ``extra_days`` after it (labels read those). Lines of a day arrive
+    in its export or later ones, never before: the late span after the window counts."""
     register_parquet(
         con, CUSTOMER_SEGMENTS, [str(lake.partition_file(CUSTOMER_SEGMENTS, day, AS_OF_KEY))]
     )
@@ -344,7 +340,7 @@ def register_features_inputs(
     )
     files = [str(path) for path in lake.existing_partitions(CUSTOMER_DAYS, window)]
     if not files:
-        raise ValueError(f"no {CUSTOMER_DAYS} partition around {day}")
+        raise NotScoredError(f"no {CUSTOMER_DAYS} partition up to {day}: score the date first")
     register_parquet(con, CUSTOMER_DAYS, files)
 
 

@@ -23,10 +23,15 @@ from pipeline.errors import NotScoredError
 from pipeline.lake import AS_OF_KEY, Lake, write_partition
 from pipeline.lifecycle import judge
 from pipeline.lifecycle.alive import AliveModel, alive_model
-from pipeline.lifecycle.risk import RiskModel, features_params, risk_model_in_force
+from pipeline.lifecycle.risk import (
+    RiskModel,
+    features_params,
+    register_features_inputs,
+    risk_model_in_force,
+)
 from pipeline.lifecycle.risk_model import risk_model_row
 from pipeline.lifecycle.seeds import action_lookups
-from pipeline.scoring.inputs import date_range, register_parquet
+from pipeline.scoring.inputs import register_parquet
 from pipeline.scoring.run import CUSTOMER_SEGMENTS
 from pipeline.timing import Timings
 from pipeline.workspace import workspace
@@ -85,7 +90,7 @@ def stage_date(settings: Settings, day: date) -> LifecycleReport:
     with workspace(settings.paths.state, "lifecycle", day) as scratch:
         con = connect(settings.duckdb, spill_dir=scratch / "spill")
         try:
-            _register_inputs(con, settings, lake, day, segments, previous)
+            _register_inputs(con, settings, lake, day, previous)
             params = _params(settings, day, first_run)
             with timings.phase("alive_model"):
                 alive = alive_model(con, settings, day, params)
@@ -160,10 +165,10 @@ def _register_inputs(
     settings: Settings,
     lake: Lake,
     day: date,
-    segments: Path,
     previous: Path | None,
 ) -> None:
-    register_parquet(con, CUSTOMER_SEGMENTS, [str(segments)])
+    # The date's segments and the recent window's customer days, as the backtest reads them.
+    register_features_inputs(con, settings, lake, day)
     if previous is None:
         sql.relation(con, "lifecycle/no_previous_lifecycle").create_view(
             "previous_customer_lifecycle", replace=True
@@ -183,12 +188,6 @@ def _register_inputs(
         register_parquet(con, CUSTOMER_MASTER, [str(master)])
     else:
         sql.relation(con, "lifecycle/no_customer_master").create_view(CUSTOMER_MASTER, replace=True)
-    # Lines of the recent window's days arrive in its exports (never before their day).
-    window = date_range(day - timedelta(days=settings.lifecycle.recent_days - 1), day)
-    days_files = [str(path) for path in lake.existing_partitions(CUSTOMER_DAYS, window)]
-    if not days_files:
-        raise NotScoredError(f"no {CUSTOMER_DAYS} partition up to {day}: score the date first")
-    register_parquet(con, CUSTOMER_DAYS, days_files)
 
 
 def _params(settings: Settings, day: date, first_run: bool) -> dict[str, Any]:

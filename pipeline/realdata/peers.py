@@ -33,7 +33,7 @@ from pipeline.duck import connect
 from pipeline.errors import NotScoredError
 from pipeline.lake import AS_OF_KEY, Lake
 from pipeline.lifecycle import btyd
-from pipeline.scoring.inputs import register_parquet
+from pipeline.scoring.inputs import register_model, register_parquet
 from pipeline.workspace import scratch_dir
 
 if TYPE_CHECKING:
@@ -99,6 +99,7 @@ def purchase_history(settings: Settings, cutoff: date) -> pd.DataFrame:
         con = connect(settings.duckdb, scratch)
         try:
             register_parquet(con, CUSTOMER_DAYS, files)
+            register_model(con, "lifecycle/int_purchase_days", {"known_by": cutoff})
             relation = sql.relation(con, "realdata/customer_purchase_history", {"cutoff": cutoff})
             return relation.df()
         finally:

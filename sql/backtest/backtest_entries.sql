@@ -2,7 +2,7 @@
 -- $cutoff_date, each with what the customer did in the $horizon_days after it.
 -- Grain: one row per (method, customer_id, entry_date).
 -- Inputs (views): danger_entries (customer_id, entry_date: the danger_alerts of the
--- window), customer_days (export partitions up to $known_by).
+-- window), int_purchase_days (purchase days known by $known_by).
 -- The baseline alarms once a customer's silence reaches $baseline_days (the day after
 -- the last purchase before it plus $baseline_days, if no purchase came first).
 
@@ -10,14 +10,7 @@ with
 
 purchase_days as (
 
-    select distinct
-        customer_id,
-        activity_date,
-
-    from customer_days
-    where sale_lines > 0
-        and export_date <= $known_by::date
-        and activity_date <= $known_by::date
+    select * from int_purchase_days
 
 ),
 

@@ -1,7 +1,7 @@
 -- Every gap between consecutive purchase days up to $as_of_date, and each customer's
 -- open gap (censored: the silence since the last purchase), for the rhythm model's
 -- survival curves. Grain: one row per (customer, purchase day).
--- Input: the view customer_days (export partitions up to the date). A deterministic
+-- Input: the view int_purchase_days (int_purchase_days.sql, known by the date). A deterministic
 -- sample of $sample_buckets of 1000 hash buckets of customers keeps the fit bounded.
 -- stratum: 'second_purchase' for the wait after the first purchase day, 'repeat' after
 -- later ones. gap_days: days to the next purchase day, or to the as-of date (event false).
@@ -10,15 +10,8 @@ with
 
 purchase_days as (
 
-    select distinct
-        customer_id,
-        activity_date,
-
-    from customer_days
-    where sale_lines > 0
-        and export_date <= $as_of_date::date
-        and activity_date <= $as_of_date::date
-        and hash(customer_id) % 1000 < $sample_buckets
+    select * from int_purchase_days
+    where hash(customer_id) % 1000 < $sample_buckets
 
 ),
 

@@ -1,7 +1,7 @@
 -- Each customer's purchase days up to a cutoff, in the terms of the BTYD models and the
 -- plain recency and frequency peers of the lifecycle (pipeline/realdata/peers.py).
 -- Grain: one row per customer with a purchase day on or before $cutoff.
--- Input: the view customer_days (lake customer_days partitions with export_date <= $cutoff).
+-- Input: the view int_purchase_days (sql/lifecycle/int_purchase_days.sql, known by $cutoff).
 -- A purchase day is a day with a sale line (sale_lines > 0), as in the scoring's
 -- purchase_days; all history counts (no scoring window).
 --
@@ -10,22 +10,9 @@
 
 with
 
-customer_days as (
-
-    select * from customer_days
-
-),
-
 purchase_days as (
 
-    select distinct
-        customer_id,
-        activity_date,
-
-    from customer_days
-    where sale_lines > 0
-        and activity_date <= $cutoff::date
-        and export_date <= $cutoff::date
+    select * from int_purchase_days
 
 ),
 
