@@ -39,7 +39,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 # Airflow's own image), so named volumes start with the right owner.
 RUN useradd --create-home --home-dir /home/pipeline --uid 50000 --gid 0 pipeline \
     && mkdir -p /app/data/incoming /app/data/lake /app/data/state /app/data/published \
-        /app/data/models /app/data/alerts /app/data/demo /opt/airflow/logs /opt/airflow/auth \
+        /app/data/models /app/data/alerts /app/data/demo /opt/airflow/logs \
     && chown -R 50000:0 /app/data /opt/airflow /home/pipeline \
     && chmod -R g+rwX /app/data /opt/airflow /home/pipeline
 

@@ -42,6 +42,7 @@ AIRFLOW_COMPONENTS = {
 }
 # Services that run once and exit; every other one runs for good.
 ONE_SHOT = {"pipeline", "env-check", "data-init", "airflow-init"}
+FAB_AUTH_MANAGER = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
 CONNECTIONS = {"RFM_POSTGRES": "postgres", "RFM_WEBHOOK": "http", "RFM_SMTP": "smtp"}
 
 
@@ -233,19 +234,18 @@ def test_airflow_components_with_local_executor(
     assert "_PIP_ADDITIONAL_REQUIREMENTS" not in json.dumps(resolved)
 
 
-def test_airflow_init_migrates_and_writes_the_login(services: dict[str, dict[str, Any]]) -> None:
-    init = services["airflow-init"]
-    script = init["command"][0]
-    assert "airflow db migrate" in script
-    env = environment(init)
-    assert "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE" in script
-    assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] == (
-        f"{env['_AIRFLOW_WWW_USER_USERNAME']}:admin"
-    )
-    auth_file = PurePosixPath(env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"])
-    api_mounts = {target for _, _, target in _volumes(services["airflow-apiserver"])}
-    init_mounts = {target for _, _, target in _volumes(init)}
-    assert str(auth_file.parent) in api_mounts & init_mounts, "the password file is not shared"
+def test_logins_use_the_fab_auth_manager(services: dict[str, dict[str, Any]]) -> None:
+    """A production login (users and roles in the metadata database), not the simple
+    auth manager Airflow meant for development; tests/deploy/test_fab_login.py logs in."""
+    for name in AIRFLOW_COMPONENTS:
+        env = environment(services[name])
+        assert env["AIRFLOW__CORE__AUTH_MANAGER"] == FAB_AUTH_MANAGER, name
+        assert env["AIRFLOW__API__SECRET_KEY"], name
+    text = json.dumps(services)
+    assert "SIMPLE_AUTH_MANAGER" not in text
+    script = services["airflow-init"]["command"][0]
+    assert script.index("airflow db migrate") < script.index("airflow users create")
+    assert "airflow users reset-password" in script
 
 
 def test_variables_come_from_env_example(
