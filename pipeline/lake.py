@@ -15,8 +15,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import duckdb
+if TYPE_CHECKING:
+    import duckdb
 
 PARTITION_KEY = "export_date"
 AS_OF_KEY = "as_of_date"

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
-
-import duckdb
+from typing import TYPE_CHECKING
 
 from pipeline.errors import NotScoredError
 from pipeline.lake import AS_OF_KEY, Lake
+
+if TYPE_CHECKING:
+    import duckdb
 
 # Each is sql/publish/<name>.sql with its contract sql/publish/<name>.toml.
 PUBLISHED_TABLES = (

@@ -3,7 +3,11 @@ no database query and opens no connection (as Airflow's tests of its example DAG
 
 from __future__ import annotations
 
+import json
+import os
 import socket
+import subprocess
+import sys
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -50,6 +54,30 @@ def test_the_dags_import_and_parsing_queries_nothing_and_connects_nowhere(
     assert sorted(bag.dags) == ["rfm_daily", "rfm_refit"]
     assert queries == []
     assert connections == []
+
+
+# What the DAG processor must not pay for at every parse (the tasks import them).
+HEAVY_MODULES = ("duckdb", "pandas", "pyarrow", "sklearn", "scipy", "matplotlib", "numpy")
+
+
+def test_parsing_the_dags_imports_no_data_library(rfm_config: Path) -> None:
+    """In a fresh interpreter, as the DAG processor parses: no DuckDB, pandas, ... loaded."""
+    script = (
+        "import importlib.util, json, sys\n"
+        f"for path in {sorted(str(p) for p in (REPO / 'dags').glob('*.py'))!r}:\n"
+        "    spec = importlib.util.spec_from_file_location(path.rsplit('/', 1)[1][:-3], path)\n"
+        "    spec.loader.exec_module(importlib.util.module_from_spec(spec))\n"
+        f"print(json.dumps([m for m in {HEAVY_MODULES!r} if m in sys.modules]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, "RFM_CONFIG": str(rfm_config)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []
 
 
 def test_the_daily_dag_is_shaped_as_documented(rfm_config: Path) -> None:
