@@ -4,8 +4,9 @@ The model (``pipeline/lifecycle/btyd.py``) is fitted on every customer's purchas
 the scoring window, condensed by (frequency, recency, T) in SQL, so the fit grows with
 the number of distinct triples, not of customers. Recency and T come in days and are
 fitted in weeks (``FIT_TIME_UNIT``; ``alpha`` is then per week): :meth:`AliveModel.sql_params`
-gives the SQL, which counts days, ``alpha`` per day. It is refitted on the cluster
-model's schedule (``lifecycle.refit_every_days``, the risk model's) and versioned like it:
+gives the SQL, which counts days, ``alpha`` per day. It is refitted on the
+lifecycle models' schedule (``lifecycle.refit_every_days``, the risk model's; not the
+clusters') and versioned like it:
 ``paths.models/btyd/version=YYYY-MM-DD/params.json``. A date uses the newest usable
 version on or before it, so re-running a date reads the same parameters.
 
@@ -146,6 +147,11 @@ class AliveStore:
             )
         return None
 
+    def newest_attempt_on_or_before(self, day: date) -> date | None:
+        """The newest fit on or before ``day``, usable or rejected (the schedule's start)."""
+        fitted = self._versions() + self._versions(self.root / _REJECTED)
+        return max((version for version in fitted if version <= day), default=None)
+
     def load(self, version: date) -> AliveModel:
         return self._read(self.path(version), version)
 
@@ -180,12 +186,13 @@ class AliveStore:
         partial.write_text(json.dumps(text, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         os.replace(partial, target)
 
-    def _versions(self) -> list[date]:
-        if not self.root.is_dir():
+    def _versions(self, folder: Path | None = None) -> list[date]:
+        folder = folder or self.root
+        if not folder.is_dir():
             return []
         return sorted(
             date.fromisoformat(path.name.removeprefix(_VERSION_PREFIX))
-            for path in self.root.iterdir()
+            for path in folder.iterdir()
             if path.name.startswith(_VERSION_PREFIX) and (path / "params.json").is_file()
         )
 
@@ -209,9 +216,14 @@ def alive_model(
     """
     store = AliveStore(settings.paths.models)
     current = store.newest_on_or_before(day)
+    # The schedule counts from the newest attempt, rejected ones too: a young lake whose
+    # fits are degenerate is retried on the model schedule, not every day. Every 0: until
+    # the first usable fit, then never.
+    attempt = store.newest_attempt_on_or_before(day)
     every = settings.lifecycle.refit_every_days
-    due = current is None or (every > 0 and (day - current.version).days >= every)
-    if not due:
+    if every == 0 and current is not None:
+        return current
+    if every > 0 and attempt is not None and (day - attempt).days < every:
         return current
     rows = sql.relation(con, "lifecycle/alive_inputs", params).fetchall()
     if not any(frequency > 0 for frequency, _recency, _age, _count in rows):

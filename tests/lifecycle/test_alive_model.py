@@ -13,7 +13,7 @@ import json
 import logging
 import time
 import warnings
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,13 @@ from pipeline.lifecycle.alive import AliveModel, AliveStore, alive_model
 from pipeline.lifecycle.rhythm import Rhythm, kaplan_meier
 from pipeline.lifecycle.risk import features_params
 from pipeline.lifecycle.run import _params
+from tests.deploy.support import (
+    REPO,
+    environment,
+    interpolate_tree,
+    load_compose,
+    read_env_file,
+)
 from tests.support import with_paths
 
 with warnings.catch_warnings():
@@ -200,6 +207,43 @@ def test_the_previous_usable_version_stays_in_force(
     before = store.rejected_path(SIX_WEEKS).read_bytes()
     assert _in_force(purchases, settings, SIX_WEEKS, min_repeat_buyers=50) == first
     assert store.rejected_path(SIX_WEEKS).read_bytes() == before
+
+
+def test_a_rejected_fit_is_retried_on_the_schedule_not_every_day(
+    purchases: pd.DataFrame, settings: Settings
+) -> None:
+    assert _in_force(purchases, settings, THREE_WEEKS) is None  # rejected
+    store = AliveStore(settings.paths.models)
+    every = settings.lifecycle.refit_every_days
+    assert every == 7
+    for offset in range(1, every):
+        day = THREE_WEEKS + timedelta(days=offset)
+        assert _in_force(purchases, settings, day) is None
+        assert not store.rejected_path(day).exists(), f"refitted {offset} days after a try"
+    due = THREE_WEEKS + timedelta(days=every)
+    _in_force(purchases, settings, due, min_repeat_buyers=50)
+    assert store.path(due).exists() or store.rejected_path(due).exists()
+
+
+def test_p_alive_refits_on_its_schedule_under_the_compose_settings(
+    purchases: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docker-compose.yml turns the clusters' refit off (the refit DAG owns it); P(alive)
+    keeps its own schedule."""
+    dotenv = {k: v or "s3cret" for k, v in read_env_file(REPO / ".env.example").items()}
+    scheduler = interpolate_tree(load_compose(), dotenv)["services"]["airflow-scheduler"]
+    for key, value in environment(scheduler).items():
+        if key.startswith("RFM_") and not key.startswith("RFM_PATHS__"):
+            monkeypatch.setenv(key, value)
+    settings = with_paths(Settings(), tmp_path)
+    assert settings.clusters.refit_every_days == 0
+    first = _in_force(purchases, settings, FIVE_WEEKS, min_repeat_buyers=50)
+    assert first is not None and first.version == FIVE_WEEKS
+    later = QUARTER
+    refitted = _in_force(purchases, settings, later, min_repeat_buyers=50)
+    store = AliveStore(settings.paths.models)
+    assert store.path(later).exists() or store.rejected_path(later).exists()
+    assert refitted is not None
 
 
 def test_a_healthy_fit_is_in_force_in_weeks(purchases: pd.DataFrame, settings: Settings) -> None:
