@@ -397,7 +397,9 @@ class AlertsConfig(_Section):
 
     # POST each alert as JSON here (http or https); empty: no webhook.
     webhook_url: str = ""
-    # HMAC-SHA256 key signing each webhook body; set it through RFM_ALERTS__WEBHOOK_SECRET.
+    # The key signing each webhook request (Standard Webhooks: whsec_ and the key in
+    # base64, or any other string, used as its UTF-8 bytes); set it through
+    # RFM_ALERTS__WEBHOOK_SECRET.
     webhook_secret: SecretStr = SecretStr("")
     # A webhook without a secret is refused (its alerts name customers): true posts them
     # unsigned anyway, e.g. to a receiver inside the same network that cannot verify.

@@ -62,6 +62,13 @@ def alert_problems(alerts: AlertsConfig) -> list[str]:
             "customer ids, would be posted unsigned; set RFM_ALERTS__WEBHOOK_SECRET (or the "
             "rfm_webhook connection's password), or alerts.allow_unsigned_webhook = true"
         )
+    if alerts.webhook_secret.get_secret_value():
+        from pipeline.alerts.webhook import signing_key
+
+        try:
+            signing_key(alerts.webhook_secret.get_secret_value())
+        except ValueError as error:
+            problems.append(str(error))
     if alerts.smtp_url.get_secret_value():
         from pipeline.alerts.mail import parse_smtp_url
 

@@ -1,12 +1,17 @@
 """The webhook channel: one signed JSON POST per alert, with the standard library only.
 
-The receiver deduplicates by ``Idempotency-Key`` (the alert id): the outbox guarantees at
-least once, so a crash between a send and its record may repeat a request. The signature
-covers the timestamp too, so a receiver that rejects old timestamps also rejects replays.
+Requests follow the Standard Webhooks scheme (https://www.standardwebhooks.com), so stock
+verifiers check them: ``webhook-id`` (the alert id), ``webhook-timestamp`` and
+``webhook-signature: v1,<base64 HMAC-SHA256 of "<id>.<timestamp>.<body>">``. The receiver
+deduplicates by the id (also sent as ``Idempotency-Key``): the outbox guarantees at least
+once, so a crash between a send and its record may repeat a request. The signature covers
+the id and the timestamp, so a receiver that rejects old timestamps also rejects replays.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import http.client
@@ -20,21 +25,40 @@ from urllib.parse import urlsplit
 
 from pipeline.alerts.outbox import Outcome
 
+ID_HEADER = "webhook-id"
+TIMESTAMP_HEADER = "webhook-timestamp"
+SIGNATURE_HEADER = "webhook-signature"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
-TIMESTAMP_HEADER = "X-RFM-Timestamp"
-SIGNATURE_HEADER = "X-RFM-Signature"
+# A secret in the Standard Webhooks form: this prefix, then the key in base64.
+SECRET_PREFIX = "whsec_"
 # Client errors that say "not now" rather than "never".
 RETRYABLE_CLIENT_ERRORS = frozenset({408, 425, 429})
 # 409 Conflict: the receiver already has this Idempotency-Key, which is what we wanted.
 ALREADY_DELIVERED = 409
-_USER_AGENT = "rfm-pipeline-alerts/1"
+_USER_AGENT = "rfm-pipeline-alerts/2"
 _ERROR_BODY_CHARS = 200
 
 
-def sign(secret: str, timestamp: int, body: bytes) -> str:
-    """``sha256=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>``."""
-    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
-    return f"sha256={digest.hexdigest()}"
+def signing_key(secret: str) -> bytes:
+    """The HMAC key: the base64 after ``whsec_``, or else the secret's UTF-8 bytes.
+
+    Raises:
+        ValueError: a ``whsec_`` secret whose key is not base64.
+    """
+    if secret.startswith(SECRET_PREFIX):
+        encoded = secret.removeprefix(SECRET_PREFIX)
+        try:
+            return base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+        except binascii.Error as error:
+            raise ValueError(f"alerts.webhook_secret: not base64 after {SECRET_PREFIX}") from error
+    return secret.encode()
+
+
+def sign(secret: str, alert_id: str, timestamp: int, body: bytes) -> str:
+    """``v1,<base64 HMAC-SHA256(key, "<id>.<timestamp>.<body>")>``."""
+    content = f"{alert_id}.{timestamp}.".encode() + body
+    digest = hmac.new(signing_key(secret), content, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
 
 
 def request_headers(alert_id: str, body: bytes, secret: str, timestamp: int) -> dict[str, str]:
@@ -42,11 +66,12 @@ def request_headers(alert_id: str, body: bytes, secret: str, timestamp: int) -> 
     headers = {
         "Content-Type": "application/json",
         "User-Agent": _USER_AGENT,
-        IDEMPOTENCY_HEADER: alert_id,
+        ID_HEADER: alert_id,
         TIMESTAMP_HEADER: str(timestamp),
+        IDEMPOTENCY_HEADER: alert_id,
     }
     if secret:
-        headers[SIGNATURE_HEADER] = sign(secret, timestamp, body)
+        headers[SIGNATURE_HEADER] = sign(secret, alert_id, timestamp, body)
     return headers
 
 

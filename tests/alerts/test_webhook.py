@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable
 from datetime import date, timedelta
 
+import pytest
+
+from pipeline import preflight
 from pipeline.alerts import deliver, deliveries, enqueue, pending
+from pipeline.alerts.webhook import request_headers, sign
 from pipeline.config import Settings
+from pipeline.errors import ConfigError
 from tests.alerts.support import Sleeps, WebhookReceiver, make_alerts, with_alerts, write_alerts
 
 DAY = date(2026, 3, 15)
@@ -234,3 +240,48 @@ def test_without_a_secret_no_signature_is_sent(settings: Settings, receiver: Sta
 
     assert list(server.accepted) == [alert_id]
     assert json.loads(server.requests[0].body)["alert_id"] == alert_id
+
+
+# --- The Standard Webhooks scheme ------------------------------------------------------
+
+
+def test_the_signature_matches_the_standard_webhooks_test_vector() -> None:
+    # The example of the Standard Webhooks specification (and Svix's documentation).
+    signature = sign(
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        "msg_p5jXN8AQM9LWM0D4loKWxJek",
+        1614265330,
+        b'{"test": 2432232314}',
+    )
+    assert signature == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+
+
+def test_a_whsec_secret_is_verified_by_a_stock_receiver(
+    settings: Settings, receiver: StartReceiver
+) -> None:
+    secret = "whsec_" + base64.b64encode(b"k" * 32).decode()
+    server = receiver(secret)
+    settings = _settings(settings, server, webhook_secret=secret)
+    [alert_id] = _queue(settings, DAY, ["9.99"])
+
+    deliver(settings, sleep=Sleeps(), today=DAY)
+
+    [request] = server.requests
+    assert request.signature_ok and list(server.accepted) == [alert_id]
+
+
+def test_the_id_is_signed() -> None:
+    """A body replayed under another webhook-id does not verify."""
+    body = b'{"alert_id": "a"}'
+    headers = request_headers("a", body, SECRET, 1_700_000_000)
+    assert headers["webhook-id"] == headers["Idempotency-Key"] == "a"
+    assert headers["webhook-signature"] != sign(SECRET, "b", 1_700_000_000, body)
+    assert headers["webhook-signature"] == sign(SECRET, "a", 1_700_000_000, body)
+
+
+def test_a_malformed_whsec_secret_is_refused_before_any_work(settings: Settings) -> None:
+    settings = with_alerts(
+        settings, webhook_url="https://example.invalid/hook", webhook_secret="whsec_not*base64"
+    )
+    with pytest.raises(ConfigError, match="not base64 after whsec_"):
+        preflight.check(settings, ["alerts"])
