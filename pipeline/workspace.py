@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import fcntl
 import re
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import date
 from pathlib import Path
+
+from pipeline import locks
 
 _STEP = re.compile(r"^[a-z][a-z0-9_-]*$")
 
@@ -22,10 +23,7 @@ def _name(step: str, day: date) -> str:
 @contextmanager
 def date_lock(state_dir: Path, step: str, day: date) -> Iterator[None]:
     """One writer per step and date: a second run of the same date waits for the first."""
-    lock_dir = state_dir / "locks"
-    lock_dir.mkdir(parents=True, exist_ok=True)
-    with (lock_dir / f"{_name(step, day)}.lock").open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    with locks.held(state_dir / "locks" / f"{_name(step, day)}.lock"):
         yield
 
 
@@ -67,16 +65,8 @@ def stale_scratch(state_dir: Path, remove: bool = False) -> list[Path]:
         with suppress(ValueError):
             if _name(name[:-11], date.fromisoformat(name[-10:])) != name:
                 continue
-            lock = state_dir / "locks" / f"{name}.lock"
-            if not lock.is_file():
-                stale.append(directory)
-                if remove:
-                    shutil.rmtree(directory, ignore_errors=True)
-                continue
-            with lock.open("a") as handle:
-                try:
-                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
+            with locks.held_if_free(state_dir / "locks" / f"{name}.lock") as free:
+                if not free:
                     continue
                 stale.append(directory)
                 if remove:

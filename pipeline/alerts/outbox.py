@@ -14,7 +14,6 @@ alert can be repeated but never lost.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import math
 import re
@@ -28,7 +27,7 @@ from typing import Any, Literal
 
 import duckdb
 
-from pipeline import duck
+from pipeline import duck, locks
 from pipeline.config import AlertsConfig, Settings
 from pipeline.errors import PipelineError
 
@@ -218,8 +217,7 @@ def open_outbox(settings: Settings) -> Iterator[Outbox]:
     """
     database = outbox_file(settings)
     database.parent.mkdir(parents=True, exist_ok=True)
-    with (database.parent / "outbox.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with locks.held(database.parent / "outbox.lock"):
         con = duck.connect(settings.duckdb, _spill_dir(settings), database)
         try:
             con.execute(_SCHEMA)

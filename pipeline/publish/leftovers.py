@@ -15,7 +15,6 @@ files in the published folder are work in progress and are not listed.
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import shutil
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline import locks
 from pipeline.config import Settings
 from pipeline.publish.catalog import SNAPSHOTS, load_catalog
 from pipeline.publish.serving import serving_identity, serving_leftovers
@@ -91,26 +91,14 @@ def clear_leftovers(settings: Settings) -> Leftovers:
 @contextmanager
 def publish_lock(state: Path) -> Iterator[None]:
     """One publish at a time, whatever the date: they share the catalog and the targets."""
-    lock_dir = state / "locks"
-    lock_dir.mkdir(parents=True, exist_ok=True)
-    with (lock_dir / _LOCK).open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    with locks.held(state / "locks" / _LOCK):
         yield
 
 
 @contextmanager
 def _try_publish_lock(state: Path) -> Iterator[bool]:
-    path = state / "locks" / _LOCK
-    if not path.is_file():
-        yield True
-        return
-    with path.open("a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        yield True
+    with locks.held_if_free(state / "locks" / _LOCK) as free:
+        yield free
 
 
 def _temporaries(settings: Settings) -> list[Path]:
