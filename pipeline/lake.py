@@ -9,13 +9,14 @@ over it, so a reader's ``*.parquet`` glob sees the old file or the new one, neve
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from pipeline.atomic import fsync_dir, remove_stale_temporaries, replacing
 
 if TYPE_CHECKING:
     import duckdb
@@ -64,14 +65,8 @@ def write_partition(relation: duckdb.DuckDBPyRelation, target: Path) -> None:
     """Write ``relation`` to ``target`` so that readers never see a partial file."""
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(target.parent)
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
+    with replacing(target) as temporary:
         relation.write_parquet(str(temporary), compression="zstd", use_tmp_file=False)
-        _fsync_file(temporary)
-        os.replace(temporary, target)
-    finally:
-        temporary.unlink(missing_ok=True)
-    fsync_dir(target.parent)
 
 
 def remove_partition(target: Path) -> None:
@@ -79,38 +74,3 @@ def remove_partition(target: Path) -> None:
     if target.exists():
         target.unlink()
         fsync_dir(target.parent)
-
-
-def remove_stale_temporaries(directory: Path) -> None:
-    """Remove temporaries left by a writer that was killed mid-write."""
-    for leftover in directory.glob(".*.tmp"):
-        leftover.unlink(missing_ok=True)
-
-
-def _fsync_file(path: Path) -> None:
-    with path.open("rb") as handle:
-        os.fsync(handle.fileno())
-
-
-def fsync_dir(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
-def write_bytes_atomically(target: Path, data: bytes) -> None:
-    """Write ``data`` aside, flush it to disk, then rename it over ``target``: a reader
-    sees the old file or the new one, and a crash leaves one of them."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        with temporary.open("wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, target)
-    finally:
-        temporary.unlink(missing_ok=True)
-    fsync_dir(target.parent)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import asdict, dataclass, replace
 from datetime import date
 from pathlib import Path
@@ -31,7 +30,7 @@ import duckdb
 import numpy as np
 import numpy.typing as npt
 
-from pipeline import sql
+from pipeline import atomic, sql
 from pipeline.config import Settings
 from pipeline.lifecycle import btyd
 
@@ -180,11 +179,8 @@ class AliveStore:
 
     @staticmethod
     def _write(target: Path, model: AliveModel) -> None:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_suffix(".partial")
         text = {"params": asdict(model.params), "time_unit": model.time_unit}
-        partial.write_text(json.dumps(text, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        os.replace(partial, target)
+        atomic.write_text(target, json.dumps(text, indent=2, sort_keys=True) + "\n")
 
     def _versions(self, folder: Path | None = None) -> list[date]:
         folder = folder or self.root

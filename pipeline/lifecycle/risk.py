@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import pickle
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
@@ -41,7 +40,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from threadpoolctl import threadpool_limits
 
-from pipeline import sql
+from pipeline import atomic, sql
 from pipeline.config import Settings, late_span_days
 from pipeline.errors import NotScoredError
 from pipeline.lake import AS_OF_KEY, Lake
@@ -173,22 +172,14 @@ class RiskStore:
         folder = self.folder(model.version)
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "model.json").unlink(missing_ok=True)
-        pq.write_table(curve, folder / "gap_curve.parquet")
+        with atomic.replacing(folder / "gap_curve.parquet") as temporary:
+            pq.write_table(curve, temporary)
         if model.estimator is not None:
-            _write_atomically(folder / "estimator.pkl", pickle.dumps(model.estimator))
+            atomic.write_bytes(folder / "estimator.pkl", pickle.dumps(model.estimator))
         meta = asdict(model) | {"version": model.version.isoformat()}
         meta.pop("estimator")
         text = json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n"
-        _write_atomically(folder / "model.json", text.encode("utf-8"))
-
-
-def _write_atomically(target: Path, data: bytes) -> None:
-    partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    with partial.open("wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(partial, target)
+        atomic.write_bytes(folder / "model.json", text.encode("utf-8"))
 
 
 def risk_model_in_force(settings: Settings, day: date, alive: Any) -> tuple[RiskModel, pa.Table]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -14,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-from pipeline import sql
+from pipeline import atomic, sql
 from pipeline.alerts import enqueue
 from pipeline.checks import check_partition
 from pipeline.config import Settings
@@ -258,12 +257,9 @@ def _write_alerts_file(
     con: duckdb.DuckDBPyConnection, folder: Path, day: date, alerts: Path
 ) -> Path:
     """The day's alerts as CSV for the CRM team, replaced atomically (header only if none)."""
-    folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"danger_alerts_{day:%Y-%m-%d}.csv"
-    # Beside the target, so the rename stays on one filesystem (and is atomic).
-    temporary = folder / f".{target.name}.partial"
-    con.read_parquet(str(alerts)).order("priority").write_csv(str(temporary), header=True)
-    os.replace(temporary, target)
+    with atomic.replacing(target) as temporary:
+        con.read_parquet(str(alerts)).order("priority").write_csv(str(temporary), header=True)
     return target
 
 

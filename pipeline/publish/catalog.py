@@ -22,7 +22,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from pipeline.lake import write_bytes_atomically
+from pipeline.atomic import write_bytes as write_bytes_atomically
 
 MANIFEST = "manifest.json"
 SNAPSHOTS = "snapshots"

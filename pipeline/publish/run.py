@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import shutil
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -33,10 +31,11 @@ import duckdb
 
 from pipeline import sql
 from pipeline.alerts.operators import notify_operators
+from pipeline.atomic import copy_file
 from pipeline.config import Settings
 from pipeline.duck import connect, count_rows
 from pipeline.errors import PublishBlockedError
-from pipeline.lake import AS_OF_KEY, Lake, fsync_dir
+from pipeline.lake import AS_OF_KEY, Lake
 from pipeline.publish import faults
 from pipeline.publish.audit import blocked_file, write_audit
 from pipeline.publish.catalog import (
@@ -273,26 +272,11 @@ def _place_snapshots(published: Path, staged: dict[str, Path], day: date) -> dic
             target = published / relative
             rows = count_rows(con, path)
             if not target.is_file():
-                _copy_atomically(path, target)
+                copy_file(path, target)
             entries[table] = Entry(file=str(relative), rows=rows, version=f"{day:%Y%m%d}_{digest}")
     finally:
         con.close()
     return entries
-
-
-def _copy_atomically(source: Path, target: Path) -> None:
-    """Copy through a temporary beside the target (paths.state and paths.published may be
-    different file systems), flushed, then renamed into place."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        shutil.copyfile(source, temporary)
-        with temporary.open("rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(temporary, target)
-    finally:
-        temporary.unlink(missing_ok=True)
-    fsync_dir(target.parent)
 
 
 def _sha256(path: Path) -> str:

@@ -25,8 +25,8 @@ from pathlib import Path
 import duckdb
 
 from pipeline import sql
+from pipeline.atomic import fsync_dir, fsync_file
 from pipeline.config import PublishConfig
-from pipeline.lake import fsync_dir
 from pipeline.publish.audit import blocked_glob
 from pipeline.publish.catalog import AUDIT_TABLE, Catalog
 from pipeline.publish.contracts import Contract, identifier
@@ -91,8 +91,7 @@ def prepare_serving(
     finally:
         con.close()
     try:
-        with temporary.open("rb") as handle:
-            os.fsync(handle.fileno())
+        fsync_file(temporary)
         os.replace(temporary, pending)
     finally:
         temporary.unlink(missing_ok=True)

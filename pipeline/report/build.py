@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from pipeline.atomic import write_bytes as write_bytes_atomically
 from pipeline.config import Settings
 from pipeline.duck import connect
-from pipeline.lake import write_bytes_atomically
 from pipeline.report.charts import all_charts
 from pipeline.report.figures import collect
 from pipeline.report.files import write_json

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pipeline.lake import write_bytes_atomically
+from pipeline.atomic import write_bytes as write_bytes_atomically
 
 
 def write_json(target: Path, value: Any) -> None:

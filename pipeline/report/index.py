@@ -7,7 +7,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from pipeline.lake import write_bytes_atomically
+from pipeline.atomic import write_bytes as write_bytes_atomically
 from pipeline.report.files import read_json
 from pipeline.report.page import CSS
 

@@ -10,7 +10,6 @@ assignment that minimises the total distance), and only unmatched clusters get n
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -20,6 +19,7 @@ import duckdb
 import numpy as np
 import numpy.typing as npt
 
+from pipeline import atomic
 from pipeline.config import ClustersConfig, ScoringConfig
 
 FEATURES = ("log_recency", "log_frequency", "log_monetary")
@@ -159,10 +159,7 @@ class ModelStore:
     def save(self, model: ClusterModel) -> Path:
         """Write aside, then rename into place: a reader sees a whole model or none."""
         target = self.path(model.version)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        temporary = target.with_name(f".{MODEL_FILE}.{os.getpid()}.tmp")
-        temporary.write_text(model.to_json(), encoding="utf-8")
-        os.replace(temporary, target)
+        atomic.write_text(target, model.to_json())
         return target
 
 
