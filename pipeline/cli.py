@@ -6,7 +6,6 @@ import logging
 import shutil
 import sys
 import traceback
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -14,22 +13,20 @@ from pathlib import Path
 import click
 import duckdb
 
-from pipeline import console, preflight, steplog
+from pipeline import console, preflight, steplog, steps
 from pipeline.alerts import deliver
 from pipeline.config import Settings, config_source, load_settings
 from pipeline.demo.generate import generate
 from pipeline.errors import PipelineError
-from pipeline.ingest.run import ingest_date
 from pipeline.ingest.status import lake_status
 from pipeline.lake import Lake
 from pipeline.lifecycle.backtest import backtest
 from pipeline.lifecycle.quality import QualityOptions, detection_quality
-from pipeline.lifecycle.run import LifecycleReport, stage_date
-from pipeline.publish import PublishReport, publish_date
-from pipeline.report import build_report, record_run
-from pipeline.scoring.run import ScoreReport, score_date
+from pipeline.lifecycle.run import LifecycleReport
+from pipeline.publish import PublishReport
+from pipeline.report import build_report
+from pipeline.scoring.run import ScoreReport
 from pipeline.status import pipeline_status
-from pipeline.timing import Timings
 
 DEMO_START = date(2025, 1, 1)
 DEMO_CONFIG = """\
@@ -123,9 +120,8 @@ def ingest(context: _Context, day: date) -> None:
     """Ingest one date's export files into the lake (replacing that date's partitions)."""
     settings = context.settings("ingest")
     with console.progress_bar(f"ingest {day}", total=1) as bar:
-        report = ingest_date(settings, day, lambda step: bar.detail(step))
+        report = steps.ingest(settings, day, bar.detail)
         bar.advance()
-    steplog.ingested(report)
     console.ingest_report(report)
 
 
@@ -138,9 +134,9 @@ def score(context: _Context, day: date, full: bool, refit: bool) -> None:
     """Score every customer as of a date: RFM, segments, clusters, summary."""
     settings = context.settings("score")
     with console.progress_bar(f"score {day}", total=1) as bar:
-        report = score_date(settings, day, full=full, refit=refit)
+        steps.customer_days(settings, day)
+        report = steps.score(settings, day, full=full, refit=refit)
         bar.advance()
-    steplog.scored(report)
     console.score_report(report)
 
 
@@ -161,9 +157,8 @@ def lifecycle(context: _Context, day: date) -> None:
     (table, daily file, and the outbox of the configured channels)."""
     settings = context.settings("lifecycle")
     with console.progress_bar(f"lifecycle {day}", total=1) as bar:
-        report = stage_date(settings, day)
+        report = steps.lifecycle(settings, day)
         bar.advance()
-    steplog.staged(report)
     console.lifecycle_report(report)
 
 
@@ -175,9 +170,8 @@ def publish(context: _Context, day: date) -> None:
     snapshots, the serving DuckDB file, PostgreSQL. A failed check publishes nothing."""
     settings = context.settings("publish")
     with console.progress_bar(f"publish {day}", total=1) as bar:
-        report = publish_date(settings, day)
+        report = steps.publish(settings, day)
         bar.advance()
-    steplog.published(report)
     console.publish_report(report)
 
 
@@ -205,34 +199,22 @@ def alerts(context: _Context, day: date) -> None:
 def run(context: _Context, day: date) -> None:
     """Every step for one date: ingest, score, lifecycle, publish, deliver alerts."""
     settings = context.settings(*preflight.STEPS)
-    timings = Timings()
-    with console.progress_bar(f"run {day}", total=6) as bar:
-        with timings.phase("ingest"):
-            ingested = ingest_date(settings, day, lambda step: bar.detail(step))
-        steplog.ingested(ingested)
-        bar.advance()
-        bar.detail("scoring")
-        with timings.phase("score"):
-            scored = score_date(settings, day)
-        steplog.scored(scored)
-        bar.advance()
-        bar.detail("lifecycle")
-        with timings.phase("lifecycle"):
-            staged = stage_date(settings, day)
-        steplog.staged(staged)
-        bar.advance()
-        bar.detail("publish")
-        with timings.phase("publish"):
-            published = publish_date(settings, day)
-        steplog.published(published)
+    with console.progress_bar(f"run {day}", total=len(steps.DAILY_STEPS) + 2) as bar:
+
+        def on_step(name: str) -> None:
+            if name != steps.DAILY_STEPS[0]:
+                bar.advance()
+            bar.detail(name)
+
+        built_day = steps.run_day(settings, day, on_step=on_step, progress=bar.detail)
+        ingested, scored, staged = built_day.ingest, built_day.score, built_day.lifecycle
+        published = built_day.publish
         bar.advance()
         bar.detail("alerts")
-        with timings.phase("alerts"):
-            delivered = deliver(settings, today=day)
+        delivered = deliver(settings, today=day)
         steplog.delivered(delivered, day)
         bar.advance()
         bar.detail("report")
-        record_run(settings, day, timings.seconds)
         built = build_report(settings, day)
         steplog.reported(built)
         bar.advance()
@@ -399,33 +381,19 @@ def _clear_previous_demo(directory: Path) -> None:
 def _backfill(
     settings: Settings, start: date, end: date
 ) -> tuple[ScoreReport, LifecycleReport, PublishReport]:
-    """Ingest, score, stage and publish each date in order (recording each date's step
-    timings for its report); the last date's reports."""
+    """Every step of each date in order (pipeline.steps), with a progress bar; the last
+    date's reports."""
     if end < start:
         raise click.BadParameter(f"--end {end} is before --start {start}")
-    days = list(_dates(start, end))
-    with console.progress_bar("ingest, score, lifecycle, publish", total=len(days)) as bar:
-        for day in days:
-            bar.detail(str(day))
-            timings = Timings()
-            with timings.phase("ingest"):
-                ingest_date(settings, day)
-            with timings.phase("score"):
-                scored = score_date(settings, day)
-            with timings.phase("lifecycle"):
-                staged = stage_date(settings, day)
-            with timings.phase("publish"):
-                published = publish_date(settings, day)
-            record_run(settings, day, timings.seconds)
+    days = (end - start).days + 1
+    with console.progress_bar("ingest, score, lifecycle, publish", total=days) as bar:
+
+        def on_day(day: str) -> None:
+            bar.detail(day)
             bar.advance()
-    return scored, staged, published
 
-
-def _dates(start: date, end: date) -> Iterator[date]:
-    day = start
-    while day <= end:
-        yield day
-        day += timedelta(days=1)
+        last = steps.run_days(settings, start, end, on_day=on_day)
+    return last.score, last.lifecycle, last.publish
 
 
 def main(argv: list[str] | None = None) -> None:

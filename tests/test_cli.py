@@ -6,10 +6,14 @@ import os
 import shutil
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
 import pytest
 
+from pipeline.config import load_settings
+from pipeline.report.runs import read_run
+from pipeline.steps import DAILY_STEPS
 from tests.support import WEB_HEADER, write_csv
 
 GOOD = "W1,1,C1,2026-11-22 10:00:00,P1,2,10.00,20.00,CNY,completed"
@@ -150,6 +154,13 @@ def test_run_ingests_then_scores_and_prints_the_segment_summary(project: Path) -
     assert "Segments as of 2026-11-22" in result.stdout
     assert "Clusters (K-means) as of 2026-11-22" in result.stdout
     assert (project / "lake" / "customer_segments" / "as_of_date=2026-11-22").is_dir()
+    # The run record the report reads: every step of pipeline.steps, in order, as the
+    # Airflow tasks record them.
+    settings = load_settings(project / "pipeline.toml")
+    settings = settings.model_copy(
+        update={"paths": settings.paths.model_copy(update={"state": project / "state"})}
+    )
+    assert list(read_run(settings, date(2026, 11, 22)) or {}) == list(DAILY_STEPS)
 
 
 def test_score_refuses_a_date_that_is_not_ingested(project: Path) -> None:

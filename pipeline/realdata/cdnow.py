@@ -282,10 +282,10 @@ def holdout_truth(sample: Sample, cutoff: date, end: date = HOLDOUT_END) -> pd.D
 def run_pipeline(settings: Settings, end: date, start: date = FIRST_DAY) -> float:
     """Ingest, score, stage and publish every day from ``start`` to ``end`` (the CLI's
     backfill); the seconds it took."""
-    from pipeline.cli import _backfill
+    from pipeline.steps import run_days
 
     began = time.perf_counter()
-    _backfill(settings, start, end)
+    run_days(settings, start, end)
     return time.perf_counter() - began
 
 

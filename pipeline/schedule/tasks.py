@@ -3,20 +3,19 @@ the pipeline for one business date, and returns a few counts (its XCom: never a 
 never per-customer data). Every step is idempotent: a retried or re-run task replaces
 its date's partitions with the same bytes.
 
-The same steps run without Airflow: ``rfm-pipeline run --date D`` calls them in order.
+The steps themselves, their logging and the run record are ``pipeline.steps``, which
+``rfm-pipeline run --date D`` runs in order without Airflow.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from pipeline import preflight, steplog
+from pipeline import preflight, steplog, steps
 from pipeline.config import Settings, load_settings
 from pipeline.errors import ExportsLateError
 from pipeline.ingest.files import FoundFiles, find_export_files
@@ -42,19 +41,6 @@ def _airflow_connection(conn_id: str) -> ConnectionLike | None:
     except AirflowNotFoundException:
         return None
     return connection
-
-
-@contextmanager
-def _step(settings: Settings, name: str, day: date, *, first: bool = False) -> Iterator[None]:
-    """Time a step, log its duration and add it to the date's run record (which the
-    report's timings block reads); ``first`` starts a new record."""
-    from pipeline.report.runs import record_step
-
-    started = time.perf_counter()
-    yield
-    seconds = round(time.perf_counter() - started, 3)
-    steplog.step_done(name, day, seconds)
-    record_step(settings, day, name, seconds, first=first)
 
 
 def export_files(settings: Settings, day: date) -> list[str]:
@@ -121,13 +107,9 @@ def exports_arrived(settings: Settings, day: date, now: datetime) -> list[str]:
 
 
 def ingest(settings: Settings, day: date) -> dict[str, Any]:
-    from pipeline.ingest.run import ingest_date
-
     # The run's first step checks what the later ones need (secrets, targets, folders).
     preflight.check(settings)
-    with _step(settings, "ingest", day, first=True):
-        report = ingest_date(settings, day)
-        steplog.ingested(report)
+    report = steps.run_step(settings, "ingest", day)
     return {
         "business_date": day.isoformat(),
         "files": len(report.files),
@@ -139,21 +121,14 @@ def ingest(settings: Settings, day: date) -> dict[str, Any]:
 
 
 def customer_days(settings: Settings, day: date) -> dict[str, Any]:
-    from pipeline.scoring.customer_days import build_customer_days
-
-    with _step(settings, "customer days", day):
-        build_customer_days(settings, day)
+    steps.run_step(settings, "customer days", day)
     return {"business_date": day.isoformat()}
 
 
 def score(settings: Settings, day: date, *, full: bool, refit: bool) -> dict[str, Any]:
     """Customer state, the cluster model in force (refitted when due) and the segments
     with each customer's cluster: one step, as one table holds both."""
-    from pipeline.scoring.run import score_date
-
-    with _step(settings, "score", day):
-        report = score_date(settings, day, full=full, refit=refit, customer_days=False)
-        steplog.scored(report)
+    report = steps.run_step(settings, "score", day, full=full, refit=refit)
     return {
         "business_date": day.isoformat(),
         "customers": report.customers,
@@ -165,11 +140,7 @@ def score(settings: Settings, day: date, *, full: bool, refit: bool) -> dict[str
 
 def refit(settings: Settings, day: date) -> dict[str, Any]:
     """A new cluster model as of ``day``, and the day rescored with it."""
-    from pipeline.scoring.run import score_date
-
-    with _step(settings, "refit", day):
-        report = score_date(settings, day, refit=True)
-        steplog.scored(report)
+    report = steps.run_step(settings, "refit", day)
     return {
         "business_date": day.isoformat(),
         "customers": report.customers,
@@ -178,11 +149,7 @@ def refit(settings: Settings, day: date) -> dict[str, Any]:
 
 
 def lifecycle(settings: Settings, day: date) -> dict[str, Any]:
-    from pipeline.lifecycle.run import stage_date
-
-    with _step(settings, "lifecycle", day):
-        report = stage_date(settings, day)
-        steplog.staged(report)
+    report = steps.run_step(settings, "lifecycle", day)
     return {
         "business_date": day.isoformat(),
         "transitions": report.transitions,
@@ -193,11 +160,7 @@ def lifecycle(settings: Settings, day: date) -> dict[str, Any]:
 
 def publish(settings: Settings, day: date) -> dict[str, Any]:
     """Publish the date; the rows per published table, for the asset events."""
-    from pipeline.publish import publish_date
-
-    with _step(settings, "publish", day):
-        report = publish_date(settings, day)
-        steplog.published(report)
+    report = steps.run_step(settings, "publish", day)
     return {
         "business_date": day.isoformat(),
         "current_as_of_date": report.current_as_of_date.isoformat(),

@@ -3,6 +3,7 @@ no database query and opens no connection (as Airflow's tests of its example DAG
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import socket
@@ -16,6 +17,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from pipeline.publish.tables import PUBLISHED_TABLES
+from pipeline.steps import DAILY_STEPS
 from tests.airflow.conftest import REPO
 
 
@@ -78,6 +80,13 @@ def test_parsing_the_dags_imports_no_data_library(rfm_config: Path) -> None:
         check=True,
     )
     assert json.loads(done.stdout.strip().splitlines()[-1]) == []
+
+
+def test_the_daily_dag_runs_the_steps_of_pipeline_steps_in_order(rfm_config: Path) -> None:
+    dag = _dagbag().dags["rfm_daily"]
+    ids = [name.replace(" ", "_") for name in DAILY_STEPS]
+    for before, after in itertools.pairwise(ids):
+        assert after in dag.get_task(before).downstream_task_ids, (before, after)
 
 
 def test_the_daily_dag_is_shaped_as_documented(rfm_config: Path) -> None:

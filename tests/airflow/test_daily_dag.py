@@ -14,11 +14,11 @@ from zoneinfo import ZoneInfo
 import duckdb
 import pytest
 
-from pipeline.cli import _backfill
 from pipeline.config import load_settings
 from pipeline.demo.generate import generate
 from pipeline.publish.catalog import AUDIT_TABLE, load_catalog
 from pipeline.scoring.clusters import ModelStore
+from pipeline.steps import run_days
 from tests.airflow.conftest import REPO
 from tests.alerts.support import WebhookReceiver
 
@@ -75,7 +75,7 @@ def test_daily_runs_equal_the_command_line_and_a_rerun_changes_nothing(
             )
         }
     )
-    _backfill(cli_settings, days[0], days[-1])
+    run_days(cli_settings, days[0], days[-1])
     assert _files(root) == _files(cli_root)
     catalog = load_catalog(root / "published")
     assert catalog.as_of_date == days[-1]

@@ -12,10 +12,10 @@ import pytest
 from pydantic import SecretStr
 
 from pipeline import sql
-from pipeline.cli import _backfill
 from pipeline.config import Settings
 from pipeline.demo.generate import generate
 from pipeline.lifecycle.quality import QualityOptions, detection_quality
+from pipeline.steps import run_days
 from tests.support import with_paths
 
 D = date(2025, 6, 1)
@@ -106,7 +106,7 @@ def test_on_the_demo_danger_entries_beat_the_baseline_strictly(tmp_path: Path) -
     settings = with_paths(Settings(), tmp_path)
     publish = settings.publish.model_copy(update={"key_secret": SecretStr("quality-test")})
     settings = settings.model_copy(update={"publish": publish})
-    _backfill(settings, start, start + timedelta(days=days - 1))
+    run_days(settings, start, start + timedelta(days=days - 1))
     report = detection_quality(settings, tmp_path / "ground_truth", QualityOptions(grace_days=0))
     rules, baseline = report.method("customer_rules"), report.method("recency_90_days")
     print(report)

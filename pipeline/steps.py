@@ -1,0 +1,168 @@
+"""The daily run, defined once: its steps in order, what each logs, and how its time is
+recorded for the date's report.
+
+Each step is a function of (settings, date) that replaces that date's partitions. The
+command line's ``run`` and ``backfill``, the demo, the real-data harness and each task
+of the ``rfm_daily`` DAG call these functions, so the copies cannot drift:
+
+- :func:`run_day` runs the steps that build a date (ingest to publish) in one process
+  and records their times once;
+- :func:`run_step` runs one of them, as an Airflow task does, and adds its time to the
+  date's record (the first step starts a new record).
+
+Delivering alerts and building the report follow a date's steps; they are not in its
+record (the DAG runs them side by side, and the report reads the record).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import TYPE_CHECKING, Any
+
+from pipeline import steplog
+from pipeline.timing import Timings
+
+if TYPE_CHECKING:
+    from pipeline.config import Settings
+    from pipeline.ingest.run import IngestReport
+    from pipeline.lifecycle.run import LifecycleReport
+    from pipeline.publish.run import PublishReport
+    from pipeline.scoring.run import ScoreReport
+
+# The steps that build a date, in the order they run; each is a task of rfm_daily.
+DAILY_STEPS = ("ingest", "customer days", "score", "lifecycle", "publish")
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class DayReports:
+    """What each step of a date reported."""
+
+    ingest: IngestReport
+    score: ScoreReport
+    lifecycle: LifecycleReport
+    publish: PublishReport
+
+
+def ingest(settings: Settings, day: date, progress: Progress | None = None) -> IngestReport:
+    from pipeline.ingest.run import ingest_date
+
+    report = ingest_date(settings, day, progress)
+    steplog.ingested(report)
+    return report
+
+
+def customer_days(settings: Settings, day: date) -> int:
+    from pipeline.scoring.customer_days import build_customer_days
+
+    return build_customer_days(settings, day)
+
+
+def score(settings: Settings, day: date, *, full: bool = False, refit: bool = False) -> ScoreReport:
+    """Customer state, the cluster model in force (refitted when due or asked) and the
+    segments; the date's customer days come from the step before."""
+    from pipeline.scoring.run import score_date
+
+    report = score_date(settings, day, full=full, refit=refit, customer_days=False)
+    steplog.scored(report)
+    return report
+
+
+def lifecycle(settings: Settings, day: date) -> LifecycleReport:
+    from pipeline.lifecycle.run import stage_date
+
+    report = stage_date(settings, day)
+    steplog.staged(report)
+    return report
+
+
+def publish(settings: Settings, day: date) -> PublishReport:
+    from pipeline.publish.run import publish_date
+
+    report = publish_date(settings, day)
+    steplog.published(report)
+    return report
+
+
+def refit(settings: Settings, day: date) -> ScoreReport:
+    """A new cluster model as of ``day``, and the day rescored with it (the refit DAG)."""
+    customer_days(settings, day)
+    return score(settings, day, refit=True)
+
+
+_BODIES: dict[str, Callable[..., Any]] = {
+    "ingest": ingest,
+    "customer days": customer_days,
+    "score": score,
+    "lifecycle": lifecycle,
+    "publish": publish,
+    "refit": refit,
+}
+
+
+def run_step(settings: Settings, name: str, day: date, **options: Any) -> Any:
+    """One step of ``day``, timed, logged and added to the date's run record."""
+    from pipeline.report.runs import record_step
+
+    started = time.perf_counter()
+    report = _BODIES[name](settings, day, **options)
+    seconds = round(time.perf_counter() - started, 3)
+    steplog.step_done(name, day, seconds)
+    record_step(settings, day, name, seconds, first=name == DAILY_STEPS[0])
+    return report
+
+
+def run_day(
+    settings: Settings,
+    day: date,
+    *,
+    on_step: Progress | None = None,
+    progress: Progress | None = None,
+) -> DayReports:
+    """Every step that builds ``day``, in order; their times make the date's run record.
+
+    ``on_step`` is told each step's name as it starts, ``progress`` the ingest's details.
+    """
+    from pipeline.report.runs import record_run
+
+    timings = Timings()
+    reports: dict[str, Any] = {}
+    for name in DAILY_STEPS:
+        if on_step:
+            on_step(name)
+        options = {"progress": progress} if name == "ingest" else {}
+        with timings.phase(name):
+            reports[name] = _BODIES[name](settings, day, **options)
+        steplog.step_done(name, day, timings.seconds[name])
+    record_run(settings, day, timings.seconds)
+    return DayReports(
+        ingest=reports["ingest"],
+        score=reports["score"],
+        lifecycle=reports["lifecycle"],
+        publish=reports["publish"],
+    )
+
+
+def run_days(
+    settings: Settings, start: date, end: date, *, on_day: Progress | None = None
+) -> DayReports:
+    """:func:`run_day` for each date from ``start`` to ``end``, in order (a backfill);
+    ``on_day`` is told each date as it is done. Returns the last date's reports.
+
+    Raises:
+        ValueError: ``end`` is before ``start``.
+    """
+    if end < start:
+        raise ValueError(f"the end {end} is before the start {start}")
+    day = start
+    while True:
+        reports = run_day(settings, day)
+        if on_day:
+            on_day(str(day))
+        if day == end:
+            return reports
+        day += timedelta(days=1)
