@@ -593,7 +593,8 @@ def kill_and_rerun(
 
 @pytest.mark.parametrize(
     "kills",
-    [pytest.param(15, id="15-kills"), pytest.param(40, id="40-kills", marks=pytest.mark.slow)],
+    # The default run: the four fixed moments and two seeded ones; CI adds 40 (slow).
+    [pytest.param(6, id="6-kills"), pytest.param(40, id="40-kills", marks=pytest.mark.slow)],
 )
 def test_sigkilled_ingest_never_exposes_a_partial_partition(scenario: Scenario, kills: int) -> None:
     rng = random.Random(SEED + kills)

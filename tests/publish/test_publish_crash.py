@@ -274,6 +274,8 @@ def reader_role(postgres_roles: list[str]) -> str:
     return role
 
 
+# Slow (about two and a half minutes): the default run kills a few whole runs below.
+@pytest.mark.slow
 def test_a_kill_at_every_publish_step_leaves_committed_versions_and_the_rerun_converges(
     history: Path, tmp_path: Path, postgres_url: str, reader_role: str
 ) -> None:
