@@ -6,11 +6,12 @@ import re
 from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
-from typing import Any
-
-import duckdb
+from typing import TYPE_CHECKING, Any
 
 import pipeline
+
+if TYPE_CHECKING:
+    import duckdb
 
 _MODEL_NAME = re.compile(r"^[a-z0-9_]+(/[a-z0-9_]+)*$")
 _PARAMETER = re.compile(r"\$([a-z_][a-z0-9_]*)")

@@ -15,8 +15,8 @@ import pyarrow as pa
 
 from pipeline import atomic, sql
 from pipeline.alerts import enqueue
-from pipeline.checks import check_partition
 from pipeline.config import Settings
+from pipeline.declarations import config_params, run_model
 from pipeline.duck import connect, count_rows
 from pipeline.errors import NotScoredError
 from pipeline.lake import AS_OF_KEY, Lake, write_partition
@@ -98,20 +98,15 @@ def stage_date(settings: Settings, day: date) -> LifecycleReport:
             params |= model.sql_params()
             with timings.phase("risk"):
                 _register_risk(con, settings, day, model, curve, alive)
-            lifecycle = lake.partition_file(CUSTOMER_LIFECYCLE, day, AS_OF_KEY)
             with timings.phase(CUSTOMER_LIFECYCLE):
-                write_partition(
-                    sql.relation(con, f"lifecycle/{CUSTOMER_LIFECYCLE}", params), lifecycle
-                )
-                check_partition(con, CUSTOMER_LIFECYCLE, lifecycle, params)
-            params |= action_lookups(con)
+                lifecycle = run_model(con, settings, f"lifecycle/{CUSTOMER_LIFECYCLE}", day, params)
+            params |= action_lookups()
             with timings.phase("derived"):
                 for table in _DERIVED:
-                    # The check replaced the view with the written partition: read that.
+                    # A model's tests replace its view with what was written: read the
+                    # written customer_lifecycle again.
                     register_parquet(con, CUSTOMER_LIFECYCLE, [str(lifecycle)])
-                    target = lake.partition_file(table, day, AS_OF_KEY)
-                    write_partition(sql.relation(con, f"lifecycle/{table}", params), target)
-                    check_partition(con, table, target, params)
+                    run_model(con, settings, f"lifecycle/{table}", day, params)
             alerts = lake.partition_file(DANGER_ALERTS, day, AS_OF_KEY)
             with timings.phase("alerts_file"):
                 alerts_file = _write_alerts_file(con, settings.paths.alerts, day, alerts)
@@ -190,20 +185,9 @@ def _register_inputs(
 
 
 def _params(settings: Settings, day: date, first_run: bool) -> dict[str, Any]:
-    rules = settings.lifecycle
-    return {
-        "as_of_date": day,
-        "first_run": first_run,
-        "alert_on_first_run": rules.alert_on_first_run,
-        "window_days": settings.scoring.window_days,
-        "recent_days": rules.recent_days,
-        "established_purchase_days": rules.established_purchase_days,
-        "rising_spend_ratio": rules.rising_spend_ratio,
-        "socialization_percentile": rules.socialization_percentile,
-        "interruption_percentile": rules.interruption_percentile,
-        "termination_min_gaps": rules.termination_min_gaps,
-        "interruption_min_gaps": rules.interruption_min_gaps,
-    }
+    """What the lifecycle's SQL binds beyond its declared configuration sections (the
+    P(alive) inputs read the scoring window)."""
+    return config_params(settings, ("scoring",)) | {"as_of_date": day, "first_run": first_run}
 
 
 def _register_risk(

@@ -9,8 +9,6 @@ come only from the contract (checked identifiers) and every value is bound.
 
 from __future__ import annotations
 
-import csv
-import re
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,22 +19,10 @@ from typing import Any, Literal
 import duckdb
 
 from pipeline import sql
+from pipeline.declarations import Column, column_tests, identifier, parse_column
 from pipeline.errors import ConfigError
 
-_IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
-_TYPE = re.compile(r"^[A-Z][A-Z ]*(\(\d+(, ?\d+)?\))?$")
 Kind = Literal["snapshot", "daily"]
-
-
-@dataclass(frozen=True)
-class Column:
-    name: str
-    type: str
-    description: str
-    not_null: bool = False
-    accepted_values: tuple[str, ...] = ()
-    minimum: float | None = None
-    maximum: float | None = None
 
 
 @dataclass(frozen=True)
@@ -93,13 +79,6 @@ def audit_rows(results: list[CheckResult]) -> list[tuple[object, ...]]:
     ]
 
 
-def identifier(name: str) -> str:
-    """``name`` if it is a plain lower-case SQL identifier, else ValueError."""
-    if not _IDENTIFIER.match(name):
-        raise ValueError(f"not a plain identifier: {name!r}")
-    return name
-
-
 def contract_path(table: str) -> Path:
     return sql.sql_root() / "publish" / f"{identifier(table)}.toml"
 
@@ -120,7 +99,7 @@ def load_contract(table: str) -> Contract:
 
 
 def _parse(table: str, raw: dict[str, Any]) -> Contract:
-    columns = tuple(_column(item) for item in raw["columns"])
+    columns = tuple(parse_column(item, typed=True) for item in raw["columns"])
     names = [column.name for column in columns]
     if len(set(names)) != len(names):
         raise ValueError("a column is listed twice")
@@ -142,45 +121,6 @@ def _parse(table: str, raw: dict[str, Any]) -> Contract:
     )
 
 
-def _column(item: dict[str, Any]) -> Column:
-    unknown = set(item) - {
-        "name",
-        "type",
-        "description",
-        "not_null",
-        "accepted_values",
-        "accepted_from",
-        "range",
-    }
-    if unknown:
-        raise ValueError(f"column {item.get('name')!r}: unknown keys {sorted(unknown)}")
-    type_name = str(item["type"])
-    if not _TYPE.match(type_name):
-        raise ValueError(f"column {item['name']!r}: not a type: {type_name!r}")
-    accepted = [str(value) for value in item.get("accepted_values", [])]
-    if "accepted_from" in item:
-        accepted += _seed_values(str(item["accepted_from"]))
-    low, high = item.get("range", [None, None])
-    return Column(
-        name=identifier(str(item["name"])),
-        type=type_name,
-        description=str(item.get("description", "")),
-        not_null=bool(item.get("not_null", False)),
-        accepted_values=tuple(dict.fromkeys(accepted)),
-        minimum=None if low is None else float(low),
-        maximum=None if high is None else float(high),
-    )
-
-
-def _seed_values(reference: str) -> list[str]:
-    """The values of a seed's column: ``"rfm_segments.csv:segment"``."""
-    file_name, _, column = reference.partition(":")
-    if not re.match(r"^[a-z0-9_]+\.csv$", file_name) or not column:
-        raise ValueError(f"accepted_from must look like seed.csv:column, not {reference!r}")
-    with (sql.sql_root() / "seeds" / file_name).open(encoding="utf-8", newline="") as handle:
-        return [row[column] for row in csv.DictReader(handle)]
-
-
 def check_table(
     con: duckdb.DuckDBPyConnection,
     contract: Contract,
@@ -196,35 +136,8 @@ def check_table(
     if not results[0].passed:
         return results  # the other checks would only repeat what is missing
     # Every column check is one filtered count of a single scan; values are bound.
-    checks: list[tuple[str, str, str, str]] = []  # (check, column, detail, failing-row filter)
-    params: dict[str, Any] = {}
-    for position, column in enumerate(contract.columns):
-        quoted = f'"{column.name}"'
-        if column.not_null:
-            checks.append(("not_null", column.name, "", f"{quoted} is null"))
-        if column.accepted_values:
-            params[f"values_{position}"] = list(column.accepted_values)
-            checks.append(
-                (
-                    "accepted_values",
-                    column.name,
-                    ", ".join(column.accepted_values),
-                    f"{quoted} is not null and not list_contains($values_{position}::varchar[], "
-                    f"{quoted}::varchar)",
-                )
-            )
-        if column.minimum is not None or column.maximum is not None:
-            params[f"low_{position}"] = column.minimum if column.minimum is not None else -1e308
-            params[f"high_{position}"] = column.maximum if column.maximum is not None else 1e308
-            checks.append(
-                (
-                    "range",
-                    column.name,
-                    f"[{column.minimum}, {column.maximum}]",
-                    f"{quoted} < $low_{position} or {quoted} > $high_{position}",
-                )
-            )
-    counts = ", ".join(["count(*)"] + [f"count(*) filter (where {where})" for *_, where in checks])
+    checks, params = column_tests(contract.columns)
+    counts = ", ".join(["count(*)"] + [check.failing for check in checks])
     rows, *failing = con.execute(f"select {counts} from staged", params).fetchall()[0]
     rows = int(rows)
 
@@ -236,8 +149,8 @@ def check_table(
     )
     results.append(_result(table, "unique_grain", None, duplicates, f"grain ({key})"))
     results += [
-        _result(table, check, column_name, int(count), detail)
-        for (check, column_name, detail, _), count in zip(checks, failing, strict=True)
+        _result(table, check.name, check.column, int(count), check.detail)
+        for check, count in zip(checks, failing, strict=True)
     ]
     results.append(
         CheckResult(

@@ -37,9 +37,10 @@ from psycopg import sql as pg
 
 from pipeline import sql
 from pipeline.config import PublishConfig
+from pipeline.declarations import Column
 from pipeline.publish import faults
 from pipeline.publish.catalog import AUDIT_TABLE, Catalog, Entry
-from pipeline.publish.contracts import AUDIT_COLUMNS, CheckResult, Column, Contract, audit_rows
+from pipeline.publish.contracts import AUDIT_COLUMNS, CheckResult, Contract, audit_rows
 from pipeline.publish.tables import PUBLISHED_VIEWS
 
 log = logging.getLogger(__name__)

@@ -27,9 +27,10 @@ import duckdb
 from pipeline import sql
 from pipeline.atomic import fsync_dir, fsync_file
 from pipeline.config import PublishConfig
+from pipeline.declarations import identifier
 from pipeline.publish.audit import blocked_glob
 from pipeline.publish.catalog import AUDIT_TABLE, Catalog
-from pipeline.publish.contracts import Contract, identifier
+from pipeline.publish.contracts import Contract
 from pipeline.publish.tables import PUBLISHED_VIEWS
 
 

@@ -11,6 +11,7 @@ import duckdb
 
 from pipeline import sql
 from pipeline.config import Settings, late_span_days
+from pipeline.declarations import declaration, describe, run_tests
 from pipeline.errors import NotScoredError
 from pipeline.ingest.run import FILES, LEDGER, QUARANTINE
 from pipeline.lake import AS_OF_KEY, PARTITION_KEY, Lake
@@ -28,18 +29,18 @@ from pipeline.scoring.run import CLUSTER_PROFILES, CUSTOMER_SEGMENTS, MODEL_KEY,
 
 Rows = list[dict[str, Any]]
 
-# The lake tables whose checks (sql/checks/<table>.sql) the report re-runs on the date's
-# partition, with the partition key of each.
-CHECKED_TABLES = (
-    (CUSTOMER_DAYS, PARTITION_KEY),
-    (CUSTOMER_SEGMENTS, AS_OF_KEY),
-    (SEGMENT_SUMMARY, AS_OF_KEY),
-    (CUSTOMER_LIFECYCLE, AS_OF_KEY),
-    (STAGE_TRANSITIONS, AS_OF_KEY),
-    (CUSTOMER_STAGE_HISTORY, AS_OF_KEY),
-    (DANGER_ALERTS, AS_OF_KEY),
-    (STAGE_COUNTS, AS_OF_KEY),
-    (STAGE_FLOWS, AS_OF_KEY),
+# The lake tables whose declared tests (sql/<layer>/<table>.toml) the report re-runs on
+# the date's partition, in the order the daily run writes them.
+CHECKED_MODELS = (
+    f"scoring/{CUSTOMER_DAYS}",
+    f"scoring/{CUSTOMER_SEGMENTS}",
+    f"scoring/{SEGMENT_SUMMARY}",
+    f"lifecycle/{CUSTOMER_LIFECYCLE}",
+    f"lifecycle/{STAGE_TRANSITIONS}",
+    f"lifecycle/{CUSTOMER_STAGE_HISTORY}",
+    f"lifecycle/{DANGER_ALERTS}",
+    f"lifecycle/{STAGE_COUNTS}",
+    f"lifecycle/{STAGE_FLOWS}",
 )
 # Written by the publish step (pipeline/publish): its contract results per date.
 
@@ -242,21 +243,21 @@ def _flows(con: duckdb.DuckDBPyConnection, lake: Lake, day: date, start: date) -
 
 
 def _checks(con: duckdb.DuckDBPyConnection, settings: Settings, lake: Lake, day: date) -> Rows:
-    """The lake's own data checks, run again on the date's partitions (read only)."""
+    """The lake's declared tests, run again on the date's partitions (read only)."""
     params = {"as_of_date": day, "late_span_days": late_span_days(settings.ingest)}
     results: Rows = []
-    for table, key in CHECKED_TABLES:
-        partition = lake.partition_file(table, day, key)
+    for model in CHECKED_MODELS:
+        spec = declaration(model)
+        partition = lake.partition_file(spec.table, day, spec.partition_by)
         if not partition.is_file():
-            results.append({"table": table, "checks": 0, "failed": None, "failing": ""})
+            results.append({"table": spec.table, "checks": 0, "failed": None, "failing": ""})
             continue
-        con.read_parquet(str(partition), hive_partitioning=True).create_view(table, replace=True)
-        counts = sql.relation(con, f"checks/{table}", params).fetchall()
-        failing = sorted(f"{name} ({count:,})" for name, count in counts if count)
+        outcomes = run_tests(con, model, partition, params)
+        failing = sorted(describe(outcome) for outcome in outcomes if outcome.failing_rows)
         results.append(
             {
-                "table": table,
-                "checks": len(counts),
+                "table": spec.table,
+                "checks": len(outcomes),
                 "failed": len(failing),
                 "failing": ", ".join(failing),
             }

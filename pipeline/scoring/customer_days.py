@@ -6,11 +6,10 @@ import hashlib
 from datetime import date
 from pathlib import Path
 
-from pipeline import sql
-from pipeline.checks import check_partition
 from pipeline.config import Settings, late_span_days
+from pipeline.declarations import run_model
 from pipeline.duck import connect
-from pipeline.lake import AS_OF_KEY, Lake, remove_partition, write_partition
+from pipeline.lake import AS_OF_KEY, Lake, remove_partition
 from pipeline.scoring.inputs import register_model, register_order_lines, require_ingested
 from pipeline.workspace import workspace
 
@@ -37,12 +36,8 @@ def build_customer_days(settings: Settings, day: date) -> int:
             params = {"late_span_days": late_span_days(settings.ingest)}
             register_order_lines(con, lake, [day])
             register_model(con, "scoring/int_customer_lines", params)
-            rows = sql.relation(con, "scoring/customer_days", params).project(
-                "* exclude (export_date)"
-            )
             before = _digest(target)
-            write_partition(rows, target)
-            check_partition(con, CUSTOMER_DAYS, target, params)
+            run_model(con, settings, "scoring/customer_days", day, params)
             count = con.execute(
                 "select count(*) from read_parquet($path)", {"path": str(target)}
             ).fetchone()

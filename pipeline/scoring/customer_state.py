@@ -14,11 +14,10 @@ from typing import Literal
 
 import duckdb
 
-from pipeline import sql
-from pipeline.checks import check_partition
 from pipeline.config import Settings, late_span_days
+from pipeline.declarations import run_model
 from pipeline.ingest.run import LEDGER
-from pipeline.lake import AS_OF_KEY, Lake, remove_partition, write_partition
+from pipeline.lake import AS_OF_KEY, Lake, remove_partition
 from pipeline.scoring.customer_days import CUSTOMER_DAYS, CUSTOMER_STATE, build_customer_days
 from pipeline.scoring.inputs import (
     date_range,
@@ -61,16 +60,14 @@ def build_customer_state(
         mode = "incremental"
         register_parquet(con, "previous_customer_state", [str(previous)])
         register_parquet(con, "customer_days", _changed_day_files(settings, day))
-        rows = sql.relation(con, "scoring/customer_state_from_previous", params)
+        query = "scoring/customer_state_from_previous"
     else:
         mode = "full"
         lake = Lake(settings.paths.lake)
         register_order_lines(con, lake, ingested_dates(lake, day))
         register_model(con, "scoring/int_customer_lines", params)
-        rows = sql.relation(con, "scoring/customer_state_from_history", params)
-    target = state.partition_file(CUSTOMER_STATE, day, AS_OF_KEY)
-    write_partition(rows, target)
-    check_partition(con, CUSTOMER_STATE, target)
+        query = "scoring/customer_state_from_history"
+    target = run_model(con, settings, "scoring/customer_state", day, params, query=query)
     count = con.execute("select count(*) from read_parquet($path)", {"path": str(target)})
     customers = count.fetchall()[0][0]
     _prune(state, day, settings.scoring.state_retention_days)

@@ -12,10 +12,10 @@ from typing import Any
 import duckdb
 
 from pipeline import sql
-from pipeline.checks import check_partition
 from pipeline.config import Settings
+from pipeline.declarations import run_model
 from pipeline.duck import connect, count_rows
-from pipeline.lake import AS_OF_KEY, Lake, write_partition
+from pipeline.lake import Lake, write_partition
 from pipeline.scoring.clusters import ClusterModel, ModelStore, fit_model, fit_sample, refit_due
 from pipeline.scoring.customer_days import build_customer_days
 from pipeline.scoring.customer_state import Mode, build_customer_state, state_file
@@ -75,7 +75,6 @@ def score_date(
     if customer_days:
         with timings.phase("customer_days"):
             build_customer_days(settings, day)
-    lake = Lake(settings.paths.lake)
     with workspace(settings.paths.state, "score", day) as scratch:
         # The state gets a connection of its own: closing it hands the memory of a
         # full recompute back before the model is fitted.
@@ -91,16 +90,12 @@ def score_date(
                 model, refitted = _model(
                     con, settings, day, force=refit, customers=population["customers"]
                 )
-            segments = lake.partition_file(CUSTOMER_SEGMENTS, day, AS_OF_KEY)
             with timings.phase("customer_segments"):
                 model_params = model.sql_params() if model else NO_MODEL
-                bound = params | population | segment_lookups(con) | model_params
-                write_partition(sql.relation(con, "scoring/customer_segments", bound), segments)
-                check_partition(con, CUSTOMER_SEGMENTS, segments)
-            summary = lake.partition_file(SEGMENT_SUMMARY, day, AS_OF_KEY)
+                bound = params | population | segment_lookups() | model_params
+                segments = run_model(con, settings, "scoring/customer_segments", day, bound)
             with timings.phase("segment_summary"):
-                write_partition(sql.relation(con, "scoring/segment_summary", params), summary)
-                check_partition(con, SEGMENT_SUMMARY, summary)
+                summary = run_model(con, settings, "scoring/segment_summary", day, params)
             return ScoreReport(
                 as_of_date=day,
                 mode=state.mode,
@@ -125,13 +120,10 @@ def _connection(settings: Settings, scratch: Path) -> Iterator[duckdb.DuckDBPyCo
 
 
 def _params(settings: Settings, day: date) -> dict[str, Any]:
+    """What scoring's SQL binds beyond its configuration section (declared per model)."""
     scoring = settings.scoring
     return {
         "as_of_date": day,
-        "weight_recency": scoring.weight_recency,
-        "weight_frequency": scoring.weight_frequency,
-        "weight_monetary": scoring.weight_monetary,
-        "pareto_top_share": scoring.pareto_top_share,
         "pareto_cutoff_quantile": max(0.0, 1.0 - scoring.pareto_top_share - 0.1),
     }
 

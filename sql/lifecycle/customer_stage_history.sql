@@ -2,7 +2,7 @@
 -- one partition per as_of_date (the episode's end). Grain: one row per customer and
 -- closed episode; valid_to is exclusive (the first day of the next stage). Episodes
 -- still open are the stage and stage_since of customer_lifecycle; the model
--- customer_stage_episodes joins both for BI.
+-- customer_stage_episodes (sql/publish/views) joins both for BI.
 -- Inputs: the views customer_lifecycle (the date) and previous_customer_lifecycle.
 
 with

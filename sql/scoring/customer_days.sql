@@ -32,5 +32,6 @@ final as (
 
 )
 
-select * from final
+-- The partition's path holds export_date.
+select * exclude (export_date) from final
 order by export_date, customer_id, activity_date

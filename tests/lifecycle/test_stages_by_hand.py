@@ -370,13 +370,16 @@ def test_too_few_customers_to_backtest_fall_back_to_the_rhythm(staged: Settings)
 def test_stage_episodes_join_closed_and_open_history(staged: Settings) -> None:
     con = duckdb.connect()
     lake = staged.paths.lake
+    # The published view (sql/publish/views), over the lake's tables keyed by customer_id.
     con.read_parquet(
         str(lake / "customer_stage_history" / "*" / "*.parquet"), hive_partitioning=True
-    ).create_view("customer_stage_history")
+    ).project("*, customer_id as customer_key").create_view("customer_stage_history")
     con.read_parquet(
         str(lake / "customer_lifecycle" / f"as_of_date={day(LAST)}" / "data.parquet")
-    ).create_view("customer_lifecycle")
-    relation = sql.relation(con, "lifecycle/customer_stage_episodes", {"as_of_date": day(LAST)})
+    ).project("*, customer_id as customer_key").create_view("customer_lifecycle")
+    relation = con.sql(sql.load("publish/views/customer_stage_episodes")).project(
+        "customer_key, stage, valid_from, valid_to"
+    ).order("customer_key, valid_from")
     episodes = [
         (stage, (start - DAY0).days, None if end is None else (end - DAY0).days)
         for customer, stage, start, end in relation.fetchall()

@@ -1,0 +1,400 @@
+"""Every table declared once, beside the SQL that writes it, and run by one function.
+
+``sql/<layer>/<table>.toml`` says what ``sql/<layer>/<table>.sql`` (or the queries it
+names) produces: the table, the folder it lives in (``store``: the lake, or the working
+``state``), its partition key and grain, the views the SQL reads, the configuration
+sections it binds, and its data tests: per column ``not_null``, ``accepted_values`` or
+``accepted_from`` a seed, ``range``; per table singular tests, each a SQL expression
+counting failing rows. The published tables' contracts (``sql/publish/*.toml``) state
+their columns in the same words.
+
+``run_model`` is the step skeleton written once: bind the declared configuration and the
+caller's values, write the partition atomically, run the declared tests over what was
+written, and remove the partition again if any fails.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pipeline import seeds, sql
+from pipeline.errors import ConfigError, DataCheckError
+from pipeline.lake import Lake, remove_partition, write_partition
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from pipeline.config import Settings
+
+_IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+_TYPE = re.compile(r"^[A-Z][A-Z ]*(\(\d+(, ?\d+)?\))?$")
+_SEED_REFERENCE = re.compile(r"^([a-z0-9_]+)\.csv:([a-z0-9_]+)$")
+_STORES = ("lake", "state")
+_SECTIONS = ("ingest", "scoring", "clusters", "lifecycle")
+
+
+def identifier(name: str) -> str:
+    """``name`` if it is a plain lower-case SQL identifier, else ValueError."""
+    if not _IDENTIFIER.match(name):
+        raise ValueError(f"not a plain identifier: {name!r}")
+    return name
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str  # "" where a declaration leaves the type to its SQL
+    description: str
+    not_null: bool = False
+    accepted_values: tuple[str, ...] = ()
+    minimum: float | None = None
+    maximum: float | None = None
+
+
+@dataclass(frozen=True)
+class DataTest:
+    """One check: an aggregate SQL expression over the table's view giving failing rows."""
+
+    name: str
+    column: str | None
+    detail: str
+    failing: str
+
+
+def parse_column(item: Mapping[str, Any], *, typed: bool) -> Column:
+    """A column's entry, as contracts and declarations write it."""
+    unknown = set(item) - {
+        "name",
+        "type",
+        "description",
+        "not_null",
+        "accepted_values",
+        "accepted_from",
+        "range",
+    }
+    if unknown:
+        raise ValueError(f"column {item.get('name')!r}: unknown keys {sorted(unknown)}")
+    type_name = str(item["type"]) if typed or "type" in item else ""
+    if type_name and not _TYPE.match(type_name):
+        raise ValueError(f"column {item['name']!r}: not a type: {type_name!r}")
+    accepted = [str(value) for value in item.get("accepted_values", [])]
+    if "accepted_from" in item:
+        accepted += seed_values(item["accepted_from"])
+    low, high = item.get("range", [None, None])
+    return Column(
+        name=identifier(str(item["name"])),
+        type=type_name,
+        description=str(item.get("description", "")),
+        not_null=bool(item.get("not_null", False)),
+        accepted_values=tuple(dict.fromkeys(accepted)),
+        minimum=None if low is None else float(low),
+        maximum=None if high is None else float(high),
+    )
+
+
+def seed_values(reference: Any) -> list[str]:
+    """The values a column may take from a seed: ``"lifecycle_stages.csv:stage"``, or
+    ``{ seed = "lifecycle_stages.csv:stage", where = { can_enter_danger = true } }``."""
+    where: dict[str, Any] = {}
+    if isinstance(reference, Mapping):
+        where = dict(reference.get("where", {}))
+        reference = reference["seed"]
+    match = _SEED_REFERENCE.match(str(reference))
+    if not match:
+        raise ValueError(f"accepted_from must look like seed.csv:column, not {reference!r}")
+    name, column = match.groups()
+    return [str(value) for value in seeds.values(name, column, **where)]
+
+
+def column_tests(columns: Sequence[Column]) -> tuple[list[DataTest], dict[str, Any]]:
+    """The column-level tests (not null, accepted values, range) and the values they bind."""
+    tests: list[DataTest] = []
+    params: dict[str, Any] = {}
+    for position, column in enumerate(columns):
+        quoted = f'"{column.name}"'
+        if column.not_null:
+            tests.append(DataTest("not_null", column.name, "", _count(f"{quoted} is null")))
+        if column.accepted_values:
+            params[f"values_{position}"] = list(column.accepted_values)
+            tests.append(
+                DataTest(
+                    "accepted_values",
+                    column.name,
+                    ", ".join(column.accepted_values),
+                    _count(
+                        f"{quoted} is not null and not list_contains("
+                        f"$values_{position}::varchar[], {quoted}::varchar)"
+                    ),
+                )
+            )
+        if column.minimum is not None or column.maximum is not None:
+            params[f"low_{position}"] = column.minimum if column.minimum is not None else -1e308
+            params[f"high_{position}"] = column.maximum if column.maximum is not None else 1e308
+            tests.append(
+                DataTest(
+                    "range",
+                    column.name,
+                    f"[{column.minimum}, {column.maximum}]",
+                    _count(f"{quoted} < $low_{position} or {quoted} > $high_{position}"),
+                )
+            )
+    return tests, params
+
+
+def _count(where: str) -> str:
+    return f"count(*) filter (where {where})"
+
+
+@dataclass(frozen=True)
+class UnitTest:
+    """Given rows for the views a query reads and parameters, the rows it must return
+    (only the columns listed, in the query's order): a model test on in-memory DuckDB."""
+
+    name: str
+    query: str
+    params: Mapping[str, Any]
+    given: Mapping[str, tuple[Mapping[str, Any], ...]]
+    expect: tuple[Mapping[str, Any], ...]
+
+
+@dataclass(frozen=True)
+class Declaration:
+    """What one table is: ``sql/<layer>/<table>.toml``."""
+
+    layer: str
+    table: str
+    description: str
+    store: str  # "lake" or "state": which configured folder holds it
+    partition_by: str
+    grain: tuple[str, ...]
+    queries: tuple[str, ...]  # the models that may write it, "layer/name"
+    inputs: tuple[str, ...]  # the views its SQL reads
+    seeds: tuple[str, ...]  # seeds its SQL or tests read as views
+    config: tuple[str, ...]  # configuration sections bound by field name
+    columns: tuple[Column, ...]
+    tests: tuple[DataTest, ...]  # the grain's uniqueness, the columns', the singular ones
+    test_params: Mapping[str, Any]
+    unit_tests: tuple[UnitTest, ...] = ()
+
+    @property
+    def model(self) -> str:
+        return f"{self.layer}/{self.table}"
+
+    def folder(self, settings: Settings) -> Path:
+        return Path(settings.paths.lake if self.store == "lake" else settings.paths.state)
+
+
+@cache
+def declaration(model: str) -> Declaration:
+    """Read and validate ``sql/<layer>/<table>.toml`` (``model`` is ``"layer/table"``).
+
+    Raises:
+        ConfigError: the declaration is missing or malformed (named key and file).
+    """
+    layer, _, table = model.partition("/")
+    path = sql.sql_root() / identifier(layer) / f"{identifier(table)}.toml"
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        return _parse(layer, table, raw)
+    except (OSError, tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as error:
+        raise ConfigError(f"declaration {path}: {error}") from None
+
+
+def declared_models() -> list[str]:
+    """Every declared table outside ``sql/publish`` (whose files are contracts)."""
+    root = sql.sql_root()
+    return sorted(
+        f"{path.parent.name}/{path.stem}"
+        for path in root.glob("*/*.toml")
+        if path.parent.name != "publish"
+    )
+
+
+def _parse(layer: str, table: str, raw: dict[str, Any]) -> Declaration:
+    unknown = set(raw) - {
+        "description",
+        "store",
+        "partition_by",
+        "grain",
+        "queries",
+        "inputs",
+        "seeds",
+        "config",
+        "columns",
+        "tests",
+        "unit_tests",
+    }
+    if unknown:
+        raise ValueError(f"unknown keys {sorted(unknown)}")
+    store = raw.get("store", "lake")
+    if store not in _STORES:
+        raise ValueError(f"store must be one of {_STORES}, not {store!r}")
+    config = tuple(raw.get("config", []))
+    if not set(config) <= set(_SECTIONS):
+        raise ValueError(f"config sections must be among {_SECTIONS}, not {list(config)}")
+    declared_seeds = tuple(str(name) for name in raw.get("seeds", []))
+    for name in declared_seeds:
+        seeds.path(name)  # an unknown seed is an error
+    columns = tuple(parse_column(item, typed=False) for item in raw.get("columns", []))
+    grain = tuple(identifier(name) for name in raw["grain"])
+    key = ", ".join(f'"{name}"' for name in grain)
+    tests = [
+        DataTest(
+            "unique_grain",
+            None,
+            f"grain ({key})",
+            f"count(*) - count(distinct ({key}))"
+            if len(grain) > 1
+            else f"count(*) - count(distinct {key})",
+        )
+    ]
+    from_columns, test_params = column_tests(columns)
+    tests += from_columns
+    for item in raw.get("tests", []):
+        tests.append(_singular(item))
+    names = [test.name for test in tests if test.column is None]
+    if len(set(names)) != len(names):
+        raise ValueError("a test name is used twice")
+    queries = tuple(raw.get("queries", [f"{layer}/{table}"]))
+    for query in queries:
+        sql.load(query)  # a query that does not exist is an error now, not mid-run
+    return Declaration(
+        layer=layer,
+        table=identifier(table),
+        description=str(raw["description"]),
+        store=store,
+        partition_by=identifier(str(raw["partition_by"])),
+        grain=grain,
+        queries=queries,
+        inputs=tuple(identifier(str(name)) for name in raw.get("inputs", [])),
+        seeds=declared_seeds,
+        config=config,
+        columns=columns,
+        tests=tuple(tests),
+        test_params=test_params,
+        unit_tests=tuple(_unit_test(item, queries) for item in raw.get("unit_tests", [])),
+    )
+
+
+def _unit_test(item: Mapping[str, Any], queries: Sequence[str]) -> UnitTest:
+    unknown = set(item) - {"name", "query", "params", "given", "expect"}
+    if unknown:
+        raise ValueError(f"unit test {item.get('name')!r}: unknown keys {sorted(unknown)}")
+    query = str(item.get("query", queries[0]))
+    if query not in queries:
+        raise ValueError(f"unit test {item['name']!r}: {query} is not a declared query")
+    return UnitTest(
+        name=str(item["name"]),
+        query=query,
+        params=dict(item.get("params", {})),
+        given={identifier(view): tuple(rows) for view, rows in item.get("given", {}).items()},
+        expect=tuple(item["expect"]),
+    )
+
+
+def _singular(item: Mapping[str, Any]) -> DataTest:
+    unknown = set(item) - {"name", "description", "fails_where", "failing_rows"}
+    if unknown:
+        raise ValueError(f"test {item.get('name')!r}: unknown keys {sorted(unknown)}")
+    if ("fails_where" in item) == ("failing_rows" in item):
+        raise ValueError(f"test {item.get('name')!r}: give fails_where or failing_rows")
+    failing = _count(item["fails_where"]) if "fails_where" in item else str(item["failing_rows"])
+    return DataTest(identifier(str(item["name"])), None, str(item.get("description", "")), failing)
+
+
+def config_params(settings: Settings, sections: Sequence[str]) -> dict[str, Any]:
+    """The named configuration sections' fields, by field name, as SQL binds them.
+
+    Raises:
+        ConfigError: two sections have a field of the same name (a SQL parameter would
+            be ambiguous).
+    """
+    params: dict[str, Any] = {}
+    for section in sections:
+        fields = getattr(settings, section).model_dump()
+        clash = params.keys() & fields.keys()
+        if clash:
+            raise ConfigError(f"configuration sections {list(sections)} share {sorted(clash)}")
+        params |= fields
+    return params
+
+
+@dataclass(frozen=True)
+class TestResult:
+    name: str
+    column: str | None
+    failing_rows: int
+
+
+def run_tests(
+    con: duckdb.DuckDBPyConnection,
+    model: str,
+    partition: Path,
+    params: Mapping[str, Any] | None = None,
+) -> list[TestResult]:
+    """Every declared test of ``model`` over one written partition, read as the view
+    named after the table (with its partition key from the path), in one scan."""
+    spec = declaration(model)
+    con.read_parquet(str(partition), hive_partitioning=True).create_view(spec.table, replace=True)
+    for name in spec.seeds:
+        seeds.register(con, name)
+    query = "select " + ", ".join(test.failing for test in spec.tests) + f' from "{spec.table}"'
+    bound = dict(spec.test_params) | dict(params or {})
+    wanted = sql.parameters_of(query)
+    missing = wanted - bound.keys()
+    if missing:
+        raise KeyError(f"{model} tests: no value for parameter(s) {sorted(missing)}")
+    counts = con.execute(query, {name: bound[name] for name in sorted(wanted)}).fetchall()[0]
+    return [
+        TestResult(test.name, test.column, int(count or 0))
+        for test, count in zip(spec.tests, counts, strict=True)
+    ]
+
+
+def describe(result: TestResult) -> str:
+    label = f"{result.name}({result.column})" if result.column else result.name
+    return f"{label} ({result.failing_rows:,} rows)"
+
+
+def run_model(
+    con: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    model: str,
+    day: date,
+    params: Mapping[str, Any] | None = None,
+    *,
+    query: str | None = None,
+) -> Path:
+    """Write ``day``'s partition of the declared ``model`` and test it.
+
+    Binds the declared configuration sections, the partition key (``day``) and ``params``
+    (the caller's: derived values, lookups, fitted models) to the query, writes the
+    partition aside and renames it into place, then runs the declared tests. The views
+    the SQL reads must be registered by the caller; the declared seeds are registered
+    here. ``query`` picks one of the declared queries (default: the table's own file).
+
+    Raises:
+        DataCheckError: a test failed; the partition is removed again.
+    """
+    spec = declaration(model)
+    chosen = query or spec.queries[0]
+    if chosen not in spec.queries:
+        raise ValueError(f"{chosen} is not a query of {model} (declared: {list(spec.queries)})")
+    for name in spec.seeds:
+        seeds.register(con, name)
+    bound = config_params(settings, spec.config) | {spec.partition_by: day} | dict(params or {})
+    target = Lake(spec.folder(settings)).partition_file(spec.table, day, spec.partition_by)
+    write_partition(sql.relation(con, chosen, bound), target)
+    failed = [result for result in run_tests(con, model, target, bound) if result.failing_rows]
+    if failed:
+        remove_partition(target)
+        described = ", ".join(describe(result) for result in failed)
+        raise DataCheckError(f"{spec.table} {day} failed its tests: {described}")
+    return target

@@ -1,0 +1,154 @@
+"""The bottom of the test pyramid: every declared model, tested on in-memory DuckDB.
+
+Each declaration (sql/<layer>/<table>.toml) may carry ``[[unit_tests]]``: rows given for
+the views its query reads, parameters, and the rows the query must return. Here they run
+with nothing else: no files, no ingest, no step. Also: every declaration parses, and each
+declared data test fails on a row that breaks it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pytest
+
+from pipeline import seeds, sql
+from pipeline.config import Settings
+from pipeline.declarations import (
+    UnitTest,
+    config_params,
+    declaration,
+    declared_models,
+    run_tests,
+)
+
+MODELS = declared_models()
+UNIT_TESTS = [
+    pytest.param(model, test, id=f"{model}: {test.name}")
+    for model in MODELS
+    for test in declaration(model).unit_tests
+]
+
+
+def test_every_lake_table_written_by_a_step_is_declared() -> None:
+    assert {
+        "scoring/customer_days",
+        "scoring/customer_state",
+        "scoring/customer_segments",
+        "scoring/segment_summary",
+        "lifecycle/customer_lifecycle",
+        "lifecycle/stage_transitions",
+        "lifecycle/customer_stage_history",
+        "lifecycle/danger_alerts",
+        "lifecycle/stage_counts",
+        "lifecycle/stage_flows",
+    } <= set(MODELS)
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_the_declaration_names_its_grain_and_queries(model: str) -> None:
+    spec = declaration(model)
+    assert spec.grain and spec.tests[0].name == "unique_grain"
+    assert spec.description
+    for query in spec.queries:
+        assert sql.load(query)
+
+
+def test_most_models_have_unit_tests() -> None:
+    tested = {model for model in MODELS if declaration(model).unit_tests}
+    assert len(tested) >= 5, tested
+
+
+@pytest.mark.parametrize(("model", "unit"), UNIT_TESTS)
+def test_model(model: str, unit: UnitTest) -> None:
+    spec = declaration(model)
+    con = duckdb.connect()
+    try:
+        for name in spec.seeds:
+            seeds.register(con, name)
+        for view, rows in unit.given.items():
+            con.register(view, _arrow(rows))
+        params = config_params(Settings(), spec.config) | dict(unit.params)
+        relation = sql.relation(con, unit.query, params)
+        # The columns named in any expected row; a row that leaves one out expects null.
+        wanted = list(dict.fromkeys(column for row in unit.expect for column in row))
+        got = [dict(zip(relation.columns, row, strict=True)) for row in relation.fetchall()]
+        got = [{column: row[column] for column in wanted} for row in got]
+    finally:
+        con.close()
+    expect = [{column: row.get(column) for column in wanted} for row in unit.expect]
+    assert len(got) == len(expect), got
+    for actual, expected in zip(got, expect, strict=True):
+        assert _comparable(actual) == _comparable(expected), (actual, expected)
+
+
+def _arrow(rows: tuple[Mapping[str, Any], ...]) -> pa.Table:
+    """The given rows as a table; a key a row leaves out is null there (TOML has no null)."""
+    columns = list(dict.fromkeys(column for row in rows for column in row))
+    return pa.Table.from_pylist([{column: row.get(column) for column in columns} for row in rows])
+
+
+def _comparable(row: Mapping[str, Any]) -> dict[str, Any]:
+    """Numbers (floats, decimals, integers) compared as floats to 1e-9; the rest as is."""
+    return {key: _number(value) for key, value in row.items()}
+
+
+def _number(value: Any) -> Any:
+    if isinstance(value, bool | date | str) or value is None:
+        return value
+    if isinstance(value, int | float | Decimal):
+        return pytest.approx(float(value), rel=1e-9)
+    return value
+
+
+@pytest.mark.parametrize(
+    ("model", "rows", "failing"),
+    [
+        (
+            "lifecycle/stage_flows",
+            "select 'growth' as from_stage, 'growth' as to_stage, 3::bigint as customers",
+            {"not_a_change"},
+        ),
+        (
+            "lifecycle/stage_counts",
+            "select 'nobody' as stage, 0::integer as stage_order, -1::bigint as customers,"
+            " 0.0 as customer_share, 0::bigint as entered, 0::bigint as exited",
+            {"not_every_stage", "negative_count", "shares_do_not_add_up"},
+        ),
+        (
+            "lifecycle/customer_lifecycle",
+            "select * from (values ('c1', 'no such stage', null::date, 1.5, null::date,"
+            " null::varchar, null::date, null::double, null::double, null::varchar),"
+            " ('c1', 'prospect', date '2030-01-01', 0.5, date '2030-01-01', null, null,"
+            " null, null, null)) as t(customer_id, stage, last_purchase_date, risk,"
+            " stage_since, danger_rules, danger_entered_on, rhythm_percentile,"
+            " expected_purchases, previous_stage)",
+            {
+                "unique_grain",
+                "range",
+                "stage_not_accepted",
+                "prospect_iff_no_purchase",
+                "stage_since_in_future",
+                "purchase_in_future",
+            },
+        ),
+    ],
+)
+def test_the_data_tests_fail_on_rows_that_break_them(
+    tmp_path: Any, model: str, rows: str, failing: set[str]
+) -> None:
+    """run_tests over a written file of bad rows names exactly the tests they break."""
+    con = duckdb.connect()
+    try:
+        partition = tmp_path / "as_of_date=2025-01-01" / "data.parquet"
+        partition.parent.mkdir()
+        con.sql(rows).write_parquet(str(partition))
+        results = run_tests(con, model, partition, {"as_of_date": date(2025, 1, 1)})
+    finally:
+        con.close()
+    assert {result.name for result in results if result.failing_rows} == failing
