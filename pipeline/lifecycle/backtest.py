@@ -26,7 +26,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from pipeline import sql
+from pipeline import seeds, sql
 from pipeline.config import Settings
 from pipeline.duck import connect
 from pipeline.errors import NotScoredError
@@ -37,9 +37,9 @@ from pipeline.scoring.inputs import date_range, register_model, register_parquet
 from pipeline.workspace import scratch_dir
 
 RISK_BACKTEST = "risk_backtest"
-ACTIVE_STAGES = ("socialization", "growth", "maturity")
+ACTIVE_STAGES = seeds.active_stages()
 # Stages in the documented order of the chance to come back, highest first.
-STAGE_ORDER = ("maturity", "growth", "socialization", "danger", "termination", "interruption")
+STAGE_ORDER = seeds.stages_by_return()
 
 
 @dataclass(frozen=True)

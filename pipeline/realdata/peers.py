@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
-from pipeline import sql
+from pipeline import seeds, sql
 from pipeline.config import Settings
 from pipeline.duck import connect
 from pipeline.errors import NotScoredError
@@ -52,7 +52,7 @@ PEERS: dict[str, int] = {
 RISK = "risk"
 # Stages in the documented order of their chance to come back, best first (prospects,
 # who never bought, have no holdout label).
-STAGE_ORDER = ("maturity", "growth", "socialization", "danger", "termination", "interruption")
+STAGE_ORDER = seeds.stages_by_return()
 LABEL = "lost"
 # True for customers whose danger_entered_on is within danger_entry_days up to the cutoff.
 RECENT_DANGER_ENTRY = "recent_danger_entry"

@@ -423,7 +423,7 @@ def danger_entries(entries: Rows) -> Chart:
                 dates,
                 alerts,
                 step="mid",
-                color=palette.stage_colour("danger"),
+                color=palette.stage_colour(palette.DANGER),
                 alpha=0.45,
                 linewidth=0,
                 label="customers entering danger (alerts)",
@@ -431,7 +431,7 @@ def danger_entries(entries: Rows) -> Chart:
             axes.plot(
                 dates,
                 [float(row["alerts_7_day_mean"]) for row in entries],
-                color=palette.stage_colour("danger"),
+                color=palette.stage_colour(palette.DANGER),
                 linewidth=1.8,
                 label="7-day mean",
             )
@@ -461,7 +461,7 @@ def ingest(days: Rows) -> Chart:
             for low, high, colour, label in (
                 ([0] * len(dates), accepted, palette.ACCENT, "accepted"),
                 (accepted, on_top, palette.MUTED, "duplicates"),
-                (on_top, total, palette.stage_colour("danger"), "quarantined"),
+                (on_top, total, palette.stage_colour(palette.DANGER), "quarantined"),
             ):
                 axes.fill_between(
                     dates,

@@ -2,33 +2,16 @@
 
 from __future__ import annotations
 
-# The 11 segments from the most to the least valuable relationship (docs/scoring.md).
-SEGMENT_COLOURS = {
-    "Champions": "#1b7837",
-    "Loyal": "#4dac26",
-    "Potential Loyalist": "#a6d96a",
-    "New Customers": "#35b7c9",
-    "Promising": "#7fb2e5",
-    "Need Attention": "#e6c229",
-    "About To Sleep": "#f4a259",
-    "At Risk": "#e66101",
-    "Cannot Lose Them": "#c51b1b",
-    "Hibernating": "#9e8fb2",
-    "Lost": "#8c8c8c",
-}
-SEGMENTS = tuple(SEGMENT_COLOURS)
+from pipeline import seeds
 
-# The seven lifecycle stages in the documents' order (docs/lifecycle.md).
-STAGE_COLOURS = {
-    "prospect": "#c6dbef",
-    "socialization": "#6baed6",
-    "growth": "#74c476",
-    "maturity": "#238b45",
-    "danger": "#d7301f",
-    "termination": "#8c510a",
-    "interruption": "#969696",
-}
+# The segments from the most to the least valuable relationship (docs/scoring.md) and the
+# lifecycle stages in the documents' order (docs/lifecycle.md), with their colours: both
+# kept in the seeds (sql/seeds/segments.csv, lifecycle_stages.csv).
+SEGMENT_COLOURS = seeds.segment_colours()
+SEGMENTS = tuple(SEGMENT_COLOURS)
+STAGE_COLOURS = seeds.stage_colours()
 STAGES = tuple(STAGE_COLOURS)
+DANGER = seeds.danger_stage()
 # stage_flows has no from_stage for a customer seen for the first time.
 NEW = "(new)"
 

@@ -1,7 +1,7 @@
 -- Customers per stage on $as_of_date, with the day's entries and exits: the lake's
--- stage_counts table, one partition per as_of_date. Grain: one row per stage (all seven,
+-- stage_counts table, one partition per as_of_date. Grain: one row per stage (all of them,
 -- zero rows included, so a BI chart has no holes).
--- Input: the view customer_lifecycle (the date's partition).
+-- Inputs: the view customer_lifecycle (the date's partition) and the seed lifecycle_stages.
 
 with
 
@@ -13,11 +13,7 @@ lifecycle as (
 
 stages as (
 
-    select * from (
-        values
-            (1, 'prospect'), (2, 'socialization'), (3, 'growth'), (4, 'maturity'),
-            (5, 'danger'), (6, 'termination'), (7, 'interruption')
-    ) as stages (stage_order, stage)
+    select stage_order, stage from lifecycle_stages
 
 ),
 
