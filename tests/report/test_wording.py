@@ -7,20 +7,26 @@ import re
 
 from pipeline.config import Settings
 from pipeline.report import build_report
-from pipeline.report.page import _percent, _points
+from pipeline.report.page import Cell, _percent, _points
+from pipeline.report.templating import environment
 from tests.report.support import LAST
 from tests.report.test_content import _text
 
 
+def _drawn(cell: Cell) -> str:
+    """The cell as the page draws it (the ``cell`` macro of templates/macros.html.j2)."""
+    return str(environment().get_template("macros.html.j2").module.cell(cell))
+
+
 def test_a_negative_share_is_never_minus_zero() -> None:
-    assert _percent(-0.00003) == (
+    assert _drawn(_percent(-0.00003)) == (
         '<span class="down" title="negative: more returned than bought">'
         "below 0% (under -0.1%)</span>"
     )
-    assert ">-2.5%<" in _percent(-0.025)
-    assert _percent(0.0) == "0.0%"
-    assert _percent(0.471) == "47.1%"
-    assert "pts" in _points(0.02) and "pp" not in _points(0.02)
+    assert ">-2.5%<" in _drawn(_percent(-0.025))
+    assert _drawn(_percent(0.0)) == "0.0%"
+    assert _drawn(_percent(0.471)) == "47.1%"
+    assert "pts" in _drawn(_points(0.02)) and "pp" not in _drawn(_points(0.02))
 
 
 def test_the_page_explains_its_terms_and_highlights_the_weekly_movers(lake: Settings) -> None:
