@@ -163,6 +163,7 @@ class Outbox:
     def __init__(self, con: sqlite3.Connection) -> None:
         self._con = con
         self.claimant = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+        self._has_claimed = False
 
     def add(self, channels: Sequence[Channel], alerts: Sequence[tuple[str, date, str]]) -> int:
         """Queue ``(alert_id, as_of_date, payload)`` on each channel; count the new ones.
@@ -217,6 +218,7 @@ class Outbox:
         crash mid-send still shows it.
         """
         now = _now()
+        self._has_claimed = True
         with _immediate(self._con):
             cursor = self._con.execute(
                 "update deliveries set attempts = attempts + 1, last_attempt_at = :stamp,"
@@ -272,6 +274,8 @@ class Outbox:
 
     def release(self) -> None:
         """End every claim this outbox holds (the alerts stay queued)."""
+        if not self._has_claimed:
+            return  # a reader (``status``) writes nothing
         with _immediate(self._con):
             self._con.execute(
                 "update deliveries set claimed_by = null, claimed_until = null"
