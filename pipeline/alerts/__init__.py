@@ -4,7 +4,7 @@ The lifecycle step calls `enqueue` with each day's alerts file, then `deliver`; 
 and `deliveries` show what the outbox holds. See docs/alerts.md.
 
 The names load lazily: the Airflow notifier imports `pipeline.alerts.operators`, and
-parsing a DAG must not import DuckDB (the outbox's store).
+parsing a DAG must not import DuckDB (which reads the alerts files).
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@ Retries go in rounds over the whole queue rather than per alert, so a run waits
 ``backoff_seconds``, then twice that and so on, once per round: a dead server costs a
 run seconds, not seconds per alert. What is still undelivered stays queued for the next
 run; only age (``give_up_after_days``) or a webhook's permanent refusal gives an alert up.
+
+Each send is preceded by a claim in the outbox, so a second delivery run at the same
+time (an Airflow task and a CLI run) leaves the alerts this one is sending alone.
 """
 
 from __future__ import annotations
@@ -21,6 +24,10 @@ from pipeline.errors import ConfigError
 from pipeline.preflight import alert_problems
 
 _MAX_ERRORS = 20
+# A claim outlives the longest send it covers: a webhook POST waits at most
+# webhook_timeout_seconds for each of connecting, sending and two answers; an SMTP session
+# SMTP_TIMEOUT_SECONDS for each of some ten answers. Plus a minute for the rest.
+_CLAIM_MARGIN_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -120,15 +127,20 @@ def _deliver_webhook(
     given_up: list[GivenUp],
 ) -> None:
     secret = alerts.webhook_secret.get_secret_value()
+    lease = timedelta(seconds=4 * alerts.webhook_timeout_seconds + _CLAIM_MARGIN_SECONDS)
     todo = box.rows("queued", "webhook")
+    elsewhere: set[str] = set()
     for round_number in range(alerts.max_attempts):
         if not todo:
-            return
+            break
         if round_number:
             sleep(backoff_delay(alerts, round_number))
         retry = []
         for index, item in enumerate(todo):
-            box.record_attempt("webhook", [item.alert_id])
+            if not box.claim("webhook", [item.alert_id], lease):
+                # Another run is sending it, or has delivered or given it up meanwhile.
+                elsewhere.add(item.alert_id)
+                continue
             report.sent += 1
             outcome = webhook.post(
                 alerts.webhook_url,
@@ -154,6 +166,7 @@ def _deliver_webhook(
                 retry = todo[index + 1 :] + retry
                 break
         todo = retry
+    _note_elsewhere(report, elsewhere)
 
 
 def _deliver_email(
@@ -163,27 +176,46 @@ def _deliver_email(
     sleep: Callable[[float], None],
     report: ChannelReport,
 ) -> None:
+    lease = timedelta(seconds=10 * mail.SMTP_TIMEOUT_SECONDS + _CLAIM_MARGIN_SECONDS)
     queue = box.rows("queued", "email")
     if not queue:
         return
-    alert_ids = [item.alert_id for item in queue]
-    message = mail.compose(
-        queue, sender=alerts.email_from, recipients=alerts.email_to, now=datetime.now(UTC)
-    )
+    message, composed_for = None, None
+    elsewhere: set[str] = set()
     for round_number in range(alerts.max_attempts):
         if round_number:
             sleep(backoff_delay(alerts, round_number))
-        box.record_attempt("email", alert_ids)
+        claimed = box.claim("email", [item.alert_id for item in queue], lease)
+        # What another run is mailing, or has mailed meanwhile, is not in this message.
+        elsewhere |= {item.alert_id for item in queue} - set(claimed)
+        if not claimed:
+            break
+        if message is None or claimed != composed_for:
+            held = [item for item in queue if item.alert_id in claimed]
+            now = datetime.now(UTC)
+            message = mail.compose(
+                held, sender=alerts.email_from, recipients=alerts.email_to, now=now
+            )
+            composed_for = claimed
         report.sent += 1
         outcome = mail.send(smtp, message)
         if outcome.status == "delivered":
-            box.mark_delivered("email", alert_ids)
-            report.delivered += len(alert_ids)
+            box.mark_delivered("email", claimed)
+            report.delivered += len(claimed)
             if outcome.detail:
                 report.note(outcome.detail)
-            return
-        box.record_error("email", alert_ids, outcome.detail)
+            break
+        box.record_error("email", claimed, outcome.detail)
         report.note(outcome.detail)
+    _note_elsewhere(report, elsewhere)
+
+
+def _note_elsewhere(report: ChannelReport, alert_ids: set[str]) -> None:
+    if alert_ids:
+        report.note(
+            f"{len(alert_ids)} alerts left to another delivery run that was sending them"
+            " (or has delivered or given them up)"
+        )
 
 
 def _with_last_error(reason: str, row: Delivery) -> str:

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Callable
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
-import duckdb
 import pytest
 
 from pipeline.alerts import AlertsFileError, deliver, deliveries, enqueue, pending
-from pipeline.alerts.outbox import Outbox, outbox_file
+from pipeline.alerts.outbox import SCHEMA_VERSION, Outbox, OutboxError, open_outbox, outbox_file
 from pipeline.config import Settings
 from tests.alerts.support import (
     ALERT_COLUMNS,
@@ -199,28 +199,93 @@ def test_the_outbox_is_closed_between_calls_and_holds_the_documented_table(
     settings = _both_channels(settings)
     enqueue(settings, DAY, write_alerts(settings, DAY, make_alerts(DAY, VALUES)))
 
-    # Another process can open it: nothing keeps it open after a call.
-    con = duckdb.connect(str(outbox_file(settings)), read_only=True)
+    database = outbox_file(settings)
+    assert database == settings.paths.state / "outbox" / "outbox.sqlite"
+    # Closed after the call: the last connection to close checkpoints and removes the WAL.
+    assert not database.with_name("outbox.sqlite-wal").exists()
+    assert sorted(path.name for path in database.parent.iterdir()) == ["outbox.sqlite"]
+    con = sqlite3.connect(f"{database.as_uri()}?mode=ro", uri=True)
     try:
         columns = con.execute(
-            "select column_name, data_type from information_schema.columns"
-            " where table_name = 'deliveries' order by ordinal_position"
+            "select name, type, \"notnull\", pk from pragma_table_info('deliveries')"
         ).fetchall()
-        statuses = con.execute("select status, count(*) from deliveries group by all").fetchall()
+        statuses = con.execute("select status, count(*) from deliveries group by 1").fetchall()
+        [(version,)] = con.execute("pragma user_version").fetchall()
+        [(mode,)] = con.execute("pragma journal_mode").fetchall()
+        [(sql,)] = con.execute("select sql from sqlite_schema where name = 'deliveries'")
     finally:
         con.close()
     assert columns == [
-        ("channel", "VARCHAR"),
-        ("alert_id", "VARCHAR"),
-        ("as_of_date", "DATE"),
-        ("payload", "JSON"),
-        ("status", "VARCHAR"),
-        ("attempts", "INTEGER"),
-        ("last_error", "VARCHAR"),
-        ("give_up_reason", "VARCHAR"),
-        ("first_queued_at", "TIMESTAMP WITH TIME ZONE"),
-        ("last_attempt_at", "TIMESTAMP WITH TIME ZONE"),
-        ("delivered_at", "TIMESTAMP WITH TIME ZONE"),
-        ("given_up_at", "TIMESTAMP WITH TIME ZONE"),
+        ("channel", "TEXT", 1, 1),
+        ("alert_id", "TEXT", 1, 2),
+        ("as_of_date", "TEXT", 1, 0),
+        ("payload", "TEXT", 1, 0),
+        ("status", "TEXT", 1, 0),
+        ("attempts", "INTEGER", 1, 0),
+        ("last_error", "TEXT", 0, 0),
+        ("give_up_reason", "TEXT", 0, 0),
+        ("first_queued_at", "TEXT", 1, 0),
+        ("last_attempt_at", "TEXT", 0, 0),
+        ("delivered_at", "TEXT", 0, 0),
+        ("given_up_at", "TEXT", 0, 0),
+        ("claimed_by", "TEXT", 0, 0),
+        ("claimed_until", "TEXT", 0, 0),
     ]
+    assert "strict" in sql.lower()
     assert statuses == [("queued", 6)]
+    assert (version, mode) == (SCHEMA_VERSION, "wal")
+
+
+def test_open_outbox_sets_wal_busy_timeout_and_durable_commits(settings: Settings) -> None:
+    with open_outbox(settings) as box:
+        con = box._con
+        assert con.execute("pragma journal_mode").fetchone() == ("wal",)
+        assert con.execute("pragma busy_timeout").fetchone() == (60_000,)
+        assert con.execute("pragma synchronous").fetchone() == (2,)  # FULL
+
+
+def test_times_and_dates_come_back_as_they_were_stored(settings: Settings) -> None:
+    settings = _both_channels(settings)
+    enqueue(settings, DAY, write_alerts(settings, DAY, make_alerts(DAY, ["10.00"])))
+    with open_outbox(settings) as box:
+        box.give_up("email", ["danger-C0001-20260315"], "no longer wanted")
+    given_up, queued = sorted(deliveries(settings), key=lambda row: row.channel)
+
+    assert (given_up.status, given_up.give_up_reason) == ("given_up", "no longer wanted")
+    assert given_up.as_of_date == DAY and isinstance(given_up.as_of_date, date)
+    assert given_up.given_up_at is not None and given_up.given_up_at.tzinfo is not None
+    assert given_up.first_queued_at <= given_up.given_up_at
+    assert given_up.given_up_at - given_up.first_queued_at < timedelta(minutes=1)
+    assert (queued.status, queued.given_up_at, queued.delivered_at) == ("queued", None, None)
+
+
+def test_quotes_in_an_alert_id_are_data_not_sql(settings: Settings) -> None:
+    settings = _both_channels(settings)
+    alerts = make_alerts(DAY, ["10.00", "20.00"])
+    alerts[0]["alert_id"] = "danger-O'Brien-1'); drop table deliveries; --"
+    alerts[1]["alert_id"] = 'danger-"C2"-20260315'
+    enqueue(settings, DAY, write_alerts(settings, DAY, alerts))
+
+    with open_outbox(settings) as box:
+        assert box.claim("webhook", [alerts[0]["alert_id"]], timedelta(minutes=1)) == [
+            alerts[0]["alert_id"]
+        ]
+        box.mark_delivered("webhook", [alerts[0]["alert_id"]])
+
+    assert {(row.channel, row.alert_id, row.status) for row in deliveries(settings)} == {
+        ("webhook", alerts[0]["alert_id"], "delivered"),
+        ("webhook", alerts[1]["alert_id"], "queued"),
+        ("email", alerts[0]["alert_id"], "queued"),
+        ("email", alerts[1]["alert_id"], "queued"),
+    }
+
+
+def test_an_outbox_of_a_newer_schema_is_refused_with_a_clear_error(settings: Settings) -> None:
+    database = outbox_file(settings)
+    database.parent.mkdir(parents=True)
+    con = sqlite3.connect(database)
+    con.execute(f"pragma user_version = {SCHEMA_VERSION + 1}")
+    con.close()
+
+    with pytest.raises(OutboxError, match="schema version 2 was written by a newer release"):
+        deliveries(settings)
