@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -31,3 +32,24 @@ def count_rows(con: duckdb.DuckDBPyConnection, parquet: Path) -> int:
     """The number of rows of a Parquet file (a partition just written)."""
     result = con.execute("select count(*) from read_parquet($path)", {"path": str(parquet)})
     return int(result.fetchall()[0][0])
+
+
+Row = dict[str, Any]
+
+
+def rows(relation: duckdb.DuckDBPyRelation) -> list[Row]:
+    """Every row of a (small) relation as a dict by column name, in the relation's order."""
+    columns = relation.columns
+    return [dict(zip(columns, row, strict=True)) for row in relation.fetchall()]
+
+
+def one_row(relation: duckdb.DuckDBPyRelation) -> Row:
+    """The one row of a relation that must have exactly one.
+
+    Raises:
+        ValueError: it has none, or more than one.
+    """
+    found = rows(relation)
+    if len(found) != 1:
+        raise ValueError(f"expected one row, got {len(found)}")
+    return found[0]

@@ -18,7 +18,7 @@ import duckdb
 
 from pipeline import sql
 from pipeline.config import Settings, normalize_header
-from pipeline.duck import connect
+from pipeline.duck import connect, rows
 from pipeline.errors import BadFilesError, MissingExportError, RejectedFileError
 from pipeline.ingest import customer_master
 from pipeline.ingest.customer_master import MASTER_FILES_TABLE
@@ -393,7 +393,7 @@ def _report(con: duckdb.DuckDBPyConnection, lake: Lake, day: date) -> IngestRepo
     ledger = con.sql(
         "select * from read_parquet($path)", params={"path": str(lake.partition_file(LEDGER, day))}
     )
-    files = [dict(zip(ledger.columns, row, strict=True)) for row in ledger.fetchall()]
+    files = rows(ledger)
     reasons = _reason_counts(con, lake.partition_file(QUARANTINE, day))
     master_quarantine = lake.partition_file(CUSTOMER_MASTER_QUARANTINE, day)
     master = sql.relation(
@@ -404,11 +404,11 @@ def _report(con: duckdb.DuckDBPyConnection, lake: Lake, day: date) -> IngestRepo
             "quarantine_file": str(master_quarantine),
         },
     )
-    master_files = [dict(zip(master.columns, row, strict=True)) for row in master.fetchall()]
+    master_files = rows(master)
     outcomes = con.sql(
         "select * from read_parquet($path)", params={"path": str(lake.partition_file(FILES, day))}
     )
-    file_outcomes = [dict(zip(outcomes.columns, row, strict=True)) for row in outcomes.fetchall()]
+    file_outcomes = rows(outcomes)
     return IngestReport(
         day,
         files,

@@ -9,6 +9,7 @@ from datetime import date
 import duckdb
 
 from pipeline import sql
+from pipeline.duck import rows
 from pipeline.ingest.run import FILES, LAKE_TABLES, LEDGER, QUARANTINE
 from pipeline.lake import Lake
 
@@ -87,4 +88,4 @@ def _rows(
     con: duckdb.DuckDBPyConnection, model: str, params: dict[str, object]
 ) -> list[dict[str, object]]:
     relation = sql.relation(con, model, params)
-    return [dict(zip(relation.columns, row, strict=True)) for row in relation.fetchall()]
+    return rows(relation)

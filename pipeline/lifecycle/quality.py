@@ -10,6 +10,7 @@ from typing import Any
 from pipeline import sql
 from pipeline.config import Settings
 from pipeline.duck import connect
+from pipeline.duck import rows as fetch_rows
 from pipeline.errors import NotScoredError, PipelineError
 from pipeline.lake import AS_OF_KEY, Lake
 from pipeline.lifecycle.run import CUSTOMER_LIFECYCLE, DANGER_ALERTS
@@ -102,7 +103,7 @@ def _judge(
             "customer_id, last_purchase_date"
         ).create_view("last_purchases", replace=True)
         relation = sql.relation(con, "quality/detection_quality", params)
-        rows = [dict(zip(relation.columns, row, strict=True)) for row in relation.fetchall()]
+        rows = fetch_rows(relation)
     finally:
         con.close()
     return rows

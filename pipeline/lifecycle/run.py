@@ -17,7 +17,7 @@ from pipeline import atomic, sql
 from pipeline.alerts import enqueue
 from pipeline.config import Settings
 from pipeline.declarations import config_params, run_model
-from pipeline.duck import connect, count_rows
+from pipeline.duck import connect, count_rows, rows
 from pipeline.errors import NotScoredError
 from pipeline.lake import AS_OF_KEY, Lake, write_partition
 from pipeline.lifecycle import judge
@@ -249,4 +249,4 @@ def _write_alerts_file(
 
 def _rows(con: duckdb.DuckDBPyConnection, path: Path) -> list[dict[str, Any]]:
     relation = con.read_parquet(str(path)).order("stage_order")
-    return [dict(zip(relation.columns, row, strict=True)) for row in relation.fetchall()]
+    return rows(relation)

@@ -12,6 +12,7 @@ import duckdb
 from pipeline import sql
 from pipeline.config import Settings, late_span_days
 from pipeline.declarations import declaration, describe, run_tests
+from pipeline.duck import rows
 from pipeline.errors import NotScoredError
 from pipeline.ingest.run import FILES, LEDGER, QUARANTINE
 from pipeline.lake import AS_OF_KEY, PARTITION_KEY, Lake
@@ -267,7 +268,7 @@ def _checks(con: duckdb.DuckDBPyConnection, settings: Settings, lake: Lake, day:
 
 def _rows(con: duckdb.DuckDBPyConnection, model: str, params: Mapping[str, Any]) -> Rows:
     relation = sql.relation(con, model, params)
-    return [dict(zip(relation.columns, row, strict=True)) for row in relation.fetchall()]
+    return rows(relation)
 
 
 def _risk_figures(
@@ -295,5 +296,4 @@ def _risk_figures(
     if not dates:
         return model, None, None
     relation = con.read_parquet(str(lake.partition_file(RISK_BACKTEST, dates[-1], AS_OF_KEY)))
-    rows = [dict(zip(relation.columns, row, strict=True)) for row in relation.fetchall()]
-    return model, dates[-1], rows
+    return model, dates[-1], rows(relation)

@@ -14,7 +14,7 @@ import duckdb
 from pipeline import sql
 from pipeline.config import Settings
 from pipeline.declarations import run_model
-from pipeline.duck import connect, count_rows
+from pipeline.duck import connect, count_rows, one_row, rows
 from pipeline.lake import Lake, write_partition
 from pipeline.scoring.clusters import ClusterModel, ModelStore, fit_model, fit_sample, refit_due
 from pipeline.scoring.customer_days import build_customer_days
@@ -154,7 +154,7 @@ def _model(
 def _population(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     """rfm_population's one row, as parameters."""
     relation = sql.relation(con, "scoring/rfm_population")
-    return dict(zip(relation.columns, relation.fetchall()[0], strict=True))
+    return one_row(relation)
 
 
 def _before(store: ModelStore, day: date) -> ClusterModel | None:
@@ -190,4 +190,4 @@ def _write_profiles(con: duckdb.DuckDBPyConnection, lake: Lake, model: ClusterMo
 
 def _rows(con: duckdb.DuckDBPyConnection, path: Path) -> list[dict[str, Any]]:
     relation = con.sql("select * from read_parquet($path)", params={"path": str(path)})
-    return [dict(zip(relation.columns, row, strict=True)) for row in relation.fetchall()]
+    return rows(relation)
