@@ -99,10 +99,13 @@ def lifecycle(settings: Settings, day: date) -> LifecycleReport:
     return report
 
 
-def publish(settings: Settings, day: date) -> PublishReport:
+def publish(settings: Settings, day: date, *, alert_operators: bool = True) -> PublishReport:
+    """Publish the date. A blocked publish alerts the operators itself unless
+    ``alert_operators`` is false: under Airflow the failure notifier does (one alert
+    per failed task, after its retries), so the DAG's task passes false."""
     from pipeline.publish.run import publish_date
 
-    report = publish_date(settings, day)
+    report = publish_date(settings, day, alert_operators=alert_operators)
     steplog.published(report)
     return report
 

@@ -4,6 +4,10 @@ publish task's body.
 
 Imported by dags/ only (it imports Airflow). The DAG processor imports it on every
 parse: it opens nothing and reads nothing but the configuration.
+
+Operator alerts of Airflow runs come from one place, :class:`OperatorsNotifier`: every
+task's ``on_failure_callback``, called once a task has failed for good. The steps do
+not alert themselves under Airflow (the publish task asks the step not to).
 """
 
 from __future__ import annotations
@@ -75,8 +79,20 @@ def start_date(settings: Settings) -> datetime:
 
 
 def publish_with_asset_events(day: str) -> dict[str, Any]:
-    """The publish task: publish the date, then an asset event per table."""
-    result = tasks.publish(tasks.settings(), date.fromisoformat(day))
+    """The publish task: publish the date, then an asset event per table.
+
+    A blocked publish (a contract failed) fails the task at once, without retries: the
+    checks would fail again on the same data. The failure notifier alerts the operators
+    once; the step itself does not (``alert_operators=False`` in tasks.publish).
+    """
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from pipeline.errors import PublishBlockedError
+
+    try:
+        result = tasks.publish(tasks.settings(), date.fromisoformat(day))
+    except PublishBlockedError as blocked:
+        raise AirflowFailException(str(blocked)) from blocked
     _emit_published_assets(result)
     return result
 
@@ -122,7 +138,9 @@ class OperatorsNotifier(BaseNotifier):
                     "task_id": task_id,
                     "run_id": ti.run_id,
                     "business_date": day,
-                    "error_type": type(error).__name__ if error else None,
+                    # What the pipeline raised, under the AirflowFailException that
+                    # ends a task without retries (a late export, a blocked publish).
+                    "error_type": type(error.__cause__ or error).__name__ if error else None,
                 },
             )
         except Exception:

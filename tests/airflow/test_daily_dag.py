@@ -1,6 +1,7 @@
 """The daily DAG run end to end with ``dag.test()`` on demo data: consecutive business
 dates, the same tables as the command line, a re-run that changes nothing, a refit
-asked for, and a late export that fails the run and tells the operators."""
+asked for, and failures (a late export, a blocked publish) that tell the operators
+exactly once."""
 
 from __future__ import annotations
 
@@ -157,6 +158,47 @@ def _webhook_connection(tmp_path: Path, receiver: WebhookReceiver) -> str:
         )
     )
     return str(connections)
+
+
+def test_a_blocked_publish_fails_at_once_and_alerts_the_operators_once(
+    airflow_db: Path, rfm_config: Path, tmp_path: Path
+) -> None:
+    """A contract fails on the second date (its row count moved more than allowed): the
+    publish task fails without a retry, and the operators get exactly one alert, from
+    the failure notifier (the step does not alert under Airflow)."""
+    text = rfm_config.read_text()
+    rfm_config.write_text(
+        text.replace(
+            "[publish]\n", "[publish]\nmax_row_change = 0.0001\nrow_change_slack_rows = 0\n"
+        ).replace("retries = 0\n", "retries = 2\nretry_delay_minutes = 0\n")
+    )
+    root = rfm_config.parent
+    generate(root, start=START, days=2, customers=200, seed=11)
+    receiver = WebhookReceiver(secret="hook-secret").start()
+    try:
+        connections = _webhook_connection(tmp_path, receiver)
+        first = _dag().test(logical_date=_morning_after(START), conn_file_path=connections)
+        assert str(first.state) == "success", _states(first)
+        assert [json.loads(r.body) for r in receiver.requests] == []
+        second_day = START + timedelta(days=1)
+        run = _dag().test(logical_date=_morning_after(second_day), conn_file_path=connections)
+    finally:
+        receiver.stop()
+    states = _states(run)
+    assert str(run.state) == "failed"
+    assert states["publish"] == "failed" and states["report"] == "upstream_failed"
+    publish = next(ti for ti in run.get_task_instances() if ti.task_id == "publish")
+    assert publish.try_number == 1  # not retried: the checks would fail again
+    assert load_catalog(root / "published").as_of_date == START  # the day before serves
+    messages = [json.loads(r.body) for r in receiver.requests]
+    assert len(messages) == 1, messages
+    (alert,) = messages
+    assert alert["type"] == "operational"
+    assert alert["subject"] == f"rfm-pipeline: rfm_daily.publish failed for {second_day}"
+    assert "not published, the previous version keeps serving" in alert["details"][0]
+    assert "row_count_change" in alert["details"][0]
+    assert alert["error_type"] == "PublishBlockedError"
+    assert alert["business_date"] == second_day.isoformat()
 
 
 def test_a_late_export_fails_the_run_and_notifies_operators(
