@@ -7,7 +7,13 @@ its business date: the logical date's day (source.timezone) minus
 replaces that date's partitions, so a retry or a re-run changes nothing.
 
     wait_for_exports >> ingest >> customer_days >> score >> lifecycle
+    refit_due >> score
     lifecycle >> publish >> report;  lifecycle >> deliver_alerts
+
+``refit_due`` decides whether ``score`` refits the cluster model: the run's day is one
+``schedule.refit_cron`` names (``pipeline.steps.refit_due``, which the command line's
+run asks too), or the param ``refit`` asks for it. Nothing else refits; rfm_refit only
+triggers this DAG with ``refit`` set.
 
 Lifecycle stages build on the day before's: ``lifecycle`` waits for its own previous run
 (depends_on_past), and at most one run is active. Backfill with
@@ -26,11 +32,10 @@ from pipeline.config import load_settings
 from pipeline.schedule import tasks
 from pipeline.schedule.airflow_glue import (
     ASSETS,
-    DAILY_PUBLISHED,
-    default_args,
+    business_date_param,
+    dag_arguments,
     publish_with_asset_events,
     run_business_date,
-    start_date,
 )
 
 # Parsing reads the configuration file for the schedule only: no database, no connection.
@@ -42,25 +47,23 @@ with DAG(
     dag_id="rfm_daily",
     description="Daily exports to customer segments, lifecycle stages, danger alerts, BI tables",
     schedule=CronTriggerTimetable(SCHEDULE.daily_cron, timezone=SETTINGS.source.timezone),
-    start_date=start_date(SETTINGS),
     catchup=SCHEDULE.catchup,
-    max_active_runs=1,
-    default_args=default_args(SETTINGS),
     params={
-        "business_date": Param(
-            None,
-            type=["null", "string"],
-            format="date",
-            description="The day whose exports to process (default: the logical date's "
-            "day minus schedule.export_lag_days)",
+        "business_date": business_date_param(
+            "The day whose exports to process (default: the logical date's "
+            "day minus schedule.export_lag_days)"
         ),
         "full_recompute": Param(
             False, type="boolean", description="Recompute customer state from every line"
         ),
-        "refit": Param(False, type="boolean", description="Fit a new cluster model today"),
+        "refit": Param(
+            False,
+            type="boolean",
+            description="Fit a new cluster model as of the date, whatever schedule.refit_cron says",
+        ),
     },
-    tags=["rfm"],
     doc_md=__doc__,
+    **dag_arguments(SETTINGS),
 ) as dag:
 
     @task
@@ -96,22 +99,26 @@ with DAG(
         return tasks.customer_days(tasks.settings(), date.fromisoformat(day))
 
     @task
-    def score(day: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
-        params = params or {}
+    def refit_due(day: str, params: dict[str, Any] | None = None) -> bool:
+        asked = bool((params or {}).get("refit"))
+        return tasks.refit_due(tasks.settings(), date.fromisoformat(day), asked=asked)
+
+    @task
+    def score(day: str, refit: bool, params: dict[str, Any] | None = None) -> dict[str, Any]:
         return tasks.score(
             tasks.settings(),
             date.fromisoformat(day),
-            full=bool(params.get("full_recompute")),
-            refit=bool(params.get("refit")),
+            full=bool((params or {}).get("full_recompute")),
+            refit=refit,
         )
 
     @task(depends_on_past=True)
     def lifecycle(day: str) -> dict[str, Any]:
         return tasks.lifecycle(tasks.settings(), date.fromisoformat(day))
 
-    @task(outlets=[*ASSETS.values(), DAILY_PUBLISHED])
+    @task(outlets=list(ASSETS.values()))
     def publish(day: str) -> dict[str, Any]:
-        return publish_with_asset_events(day, daily=True)
+        return publish_with_asset_events(day)
 
     @task
     def deliver_alerts(day: str) -> dict[str, Any]:
@@ -123,6 +130,7 @@ with DAG(
 
     day = business_date()
     staged = lifecycle(day)
-    chain(wait_for_exports(day), ingest(day), customer_days(day), score(day), staged)
+    scored = score(day, refit_due(day))
+    chain(wait_for_exports(day), ingest(day), customer_days(day), scored, staged)
     chain(staged, publish(day), report(day))
     chain(staged, deliver_alerts(day))

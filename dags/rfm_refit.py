@@ -1,82 +1,55 @@
-"""rfm_refit: a new K-means model for the segments' clusters, published.
+"""rfm_refit: ask for a cluster refit now, by triggering rfm_daily with ``refit`` set.
 
-Scheduled on the daily DAG's publish (the asset ``rfm.daily_published``): after each
-daily publish it checks whether a refit is due for that business date
-(``schedule.refit_cron``, by default the Sunday run's date) and otherwise skips. So it
-never waits for a date: it starts only once the date is published. When due, it fits a
-new cluster model as of that date (cluster ids matched to the previous model's),
-rescores and restages the date with it, and publishes: ``cluster_profiles`` then carries
-the new model version, and every published table gets an asset event. A manual run
-with the param ``business_date`` refits that date at once. The daily DAG keeps using the
-newest model.
+Manual only (no schedule): the scheduled refit is part of the daily run, whose task
+``refit_due`` refits on the days ``schedule.refit_cron`` names. This DAG writes nothing
+itself: it triggers a run of ``rfm_daily`` for ``business_date`` (default: the newest
+published date) with the param ``refit``, which refits the clusters as of that date and
+rebuilds and republishes it, one date's partitions written by one DAG. The same as
+``airflow dags trigger rfm_daily -c '{"business_date": "...", "refit": true}'``.
 """
 
 from __future__ import annotations
 
-from datetime import date
-from typing import Any
-
-from airflow.sdk import DAG, Param, chain, task
+from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
+from airflow.sdk import DAG, task
 
 from pipeline.config import load_settings
 from pipeline.schedule import tasks
-from pipeline.schedule.airflow_glue import (
-    ASSETS,
-    DAILY_PUBLISHED,
-    default_args,
-    publish_with_asset_events,
-    refit_request,
-    start_date,
-)
-from pipeline.schedule.dates import refit_due
+from pipeline.schedule.airflow_glue import business_date_param, dag_arguments, run_business_date
 
 SETTINGS = load_settings(None)
 
 with DAG(
     dag_id="rfm_refit",
-    description="Refit the K-means clusters and publish the new model version",
-    schedule=DAILY_PUBLISHED,
-    start_date=start_date(SETTINGS),
+    description="Refit the K-means clusters now: a run of rfm_daily with refit set",
+    schedule=None,
     catchup=False,
-    max_active_runs=1,
-    default_args=default_args(SETTINGS),
     params={
-        "business_date": Param(
-            None,
-            type=["null", "string"],
-            format="date",
-            description="Refit as of this date now (default: the date the daily DAG "
-            "published, when schedule.refit_cron says a refit is due)",
+        "business_date": business_date_param(
+            "Refit as of this date (default: the newest date published)"
         ),
     },
-    tags=["rfm"],
     doc_md=__doc__,
+    **dag_arguments(SETTINGS),
 ) as dag:
 
     @task
-    def business_date() -> str:
-        day, _ = refit_request()
-        return day.isoformat()
+    def business_date(params: dict[str, object] | None = None) -> str:
+        if (params or {}).get("business_date"):
+            return run_business_date().isoformat()
+        published = tasks.published_dates(tasks.settings())
+        if not published:
+            from airflow.sdk.exceptions import AirflowFailException
 
-    @task.short_circuit
-    def refit_is_due(day: str) -> bool:
-        _, asked = refit_request()
-        due = asked or refit_due(tasks.settings(), date.fromisoformat(day))
-        reason = "asked for" if asked else "due" if due else "not due (schedule.refit_cron)"
-        tasks.log.info("refit %s: %s", day, reason)
-        return due
-
-    @task
-    def refit(day: str) -> dict[str, Any]:
-        return tasks.refit(tasks.settings(), date.fromisoformat(day))
-
-    @task
-    def lifecycle(day: str) -> dict[str, Any]:
-        return tasks.lifecycle(tasks.settings(), date.fromisoformat(day))
-
-    @task(outlets=list(ASSETS.values()))
-    def publish(day: str) -> dict[str, Any]:
-        return publish_with_asset_events(day)
+            raise AirflowFailException(
+                "nothing is published yet: pass the param business_date (YYYY-MM-DD)"
+            )
+        return max(published).isoformat()
 
     day = business_date()
-    chain(refit_is_due(day), refit(day), lifecycle(day), publish(day))
+    day >> TriggerDagRunOperator(
+        task_id="trigger_daily_refit",
+        trigger_dag_id="rfm_daily",
+        conf={"business_date": day, "refit": True},
+        wait_for_completion=False,
+    )

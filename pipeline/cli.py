@@ -128,14 +128,19 @@ def ingest(context: _Context, day: date) -> None:
 @cli.command()
 @click.option("--date", "day", type=ISO_DATE, required=True, help="The as-of (logical) date.")
 @click.option("--full", is_flag=True, help="Recompute the customer state from every order line.")
-@click.option("--refit", is_flag=True, help="Fit a new cluster model as of the date.")
+@click.option(
+    "--refit",
+    is_flag=True,
+    help="Fit a new cluster model as of the date (default: when schedule.refit_cron says).",
+)
 @click.pass_obj
 def score(context: _Context, day: date, full: bool, refit: bool) -> None:
     """Score every customer as of a date: RFM, segments, clusters, summary."""
     settings = context.settings("score")
     with console.progress_bar(f"score {day}", total=1) as bar:
         steps.customer_days(settings, day)
-        report = steps.score(settings, day, full=full, refit=refit)
+        # Without --refit, the one refit schedule decides (schedule.refit_cron).
+        report = steps.score(settings, day, full=full, refit=refit or None)
         bar.advance()
     console.score_report(report)
 

@@ -23,6 +23,7 @@ from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
 from pipeline import steplog
+from pipeline.schedule.dates import refit_due as refit_due  # the one refit schedule
 from pipeline.timing import Timings
 
 if TYPE_CHECKING:
@@ -62,14 +63,32 @@ def customer_days(settings: Settings, day: date) -> int:
     return build_customer_days(settings, day)
 
 
-def score(settings: Settings, day: date, *, full: bool = False, refit: bool = False) -> ScoreReport:
-    """Customer state, the cluster model in force (refitted when due or asked) and the
-    segments; the date's customer days come from the step before."""
+def score(
+    settings: Settings, day: date, *, full: bool = False, refit: bool | None = None
+) -> ScoreReport:
+    """Customer state, the cluster model in force and the segments; the date's customer
+    days come from the step before.
+
+    The model is refitted as of ``day`` when ``refit`` says so, or, when it is None,
+    when :func:`refit_due` (``schedule.refit_cron``) does: nowhere else. The scoring's own age rule
+    (``clusters.refit_every_days``) is set aside, so the command line and rfm_daily
+    refit on the same dates; the first model is fitted whenever there is none.
+    """
     from pipeline.scoring.run import score_date
 
-    report = score_date(settings, day, full=full, refit=refit, customer_days=False)
+    if refit is None:
+        refit = refit_due(settings, day)
+    report = score_date(
+        _one_refit_schedule(settings), day, full=full, refit=refit, customer_days=False
+    )
     steplog.scored(report)
     return report
+
+
+def _one_refit_schedule(settings: Settings) -> Settings:
+    """``settings`` without the cluster model's age rule (0: fit only when asked)."""
+    clusters = settings.clusters.model_copy(update={"refit_every_days": 0})
+    return settings.model_copy(update={"clusters": clusters})
 
 
 def lifecycle(settings: Settings, day: date) -> LifecycleReport:
@@ -80,18 +99,15 @@ def lifecycle(settings: Settings, day: date) -> LifecycleReport:
     return report
 
 
-def publish(settings: Settings, day: date) -> PublishReport:
+def publish(settings: Settings, day: date, *, alert_operators: bool = True) -> PublishReport:
+    """Publish the date. A blocked publish alerts the operators itself unless
+    ``alert_operators`` is false: under Airflow the failure notifier does (one alert
+    per failed task, after its retries), so the DAG's task passes false."""
     from pipeline.publish.run import publish_date
 
-    report = publish_date(settings, day)
+    report = publish_date(settings, day, alert_operators=alert_operators)
     steplog.published(report)
     return report
-
-
-def refit(settings: Settings, day: date) -> ScoreReport:
-    """A new cluster model as of ``day``, and the day rescored with it (the refit DAG)."""
-    customer_days(settings, day)
-    return score(settings, day, refit=True)
 
 
 _BODIES: dict[str, Callable[..., Any]] = {
@@ -100,7 +116,6 @@ _BODIES: dict[str, Callable[..., Any]] = {
     "score": score,
     "lifecycle": lifecycle,
     "publish": publish,
-    "refit": refit,
 }
 
 

@@ -77,8 +77,12 @@ class PublishReport:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def publish_date(settings: Settings, day: date) -> PublishReport:
+def publish_date(settings: Settings, day: date, *, alert_operators: bool = True) -> PublishReport:
     """Publish ``day``'s tables to the Parquet snapshots, the serving file and PostgreSQL.
+
+    A blocked publish alerts the operators (alerts.webhook_url, alerts.smtp_url) unless
+    ``alert_operators`` is false: an Airflow task passes false, its failure notifier
+    being the one that alerts for every failed task (docs/airflow.md).
 
     Raises:
         NotScoredError: scoring or the lifecycle has not written the date.
@@ -110,7 +114,7 @@ def publish_date(settings: Settings, day: date) -> PublishReport:
         finally:
             con.close()
         if not all(result.passed for result in results):
-            _block(settings, day, results)
+            _block(settings, day, results, alert_operators=alert_operators)
         faults.point("audited")
         with timings.phase("snapshots"):
             entries = _place_snapshots(published, staged, day)
@@ -229,7 +233,9 @@ def _audit(
     return results
 
 
-def _block(settings: Settings, day: date, results: list[CheckResult]) -> None:
+def _block(
+    settings: Settings, day: date, results: list[CheckResult], *, alert_operators: bool
+) -> None:
     failed = [result for result in results if not result.passed]
     details = [
         f"{r.table}.{r.column or '*'} {r.check}: "
@@ -243,13 +249,14 @@ def _block(settings: Settings, day: date, results: list[CheckResult]) -> None:
         record_blocked_audit(settings.publish, results, day)
     digest = hashlib.sha256("\n".join(details).encode()).hexdigest()[:12]
     subject = f"rfm-pipeline: publish of {day} held back, {len(failed)} contract check(s) failed"
-    notify_operators(
-        settings.alerts,
-        event_id=f"publish-blocked-{day.isoformat()}-{digest}",
-        subject=subject,
-        details=details,
-        payload={"as_of_date": day.isoformat(), "failed_checks": len(failed)},
-    )
+    if alert_operators:
+        notify_operators(
+            settings.alerts,
+            event_id=f"publish-blocked-{day.isoformat()}-{digest}",
+            subject=subject,
+            details=details,
+            payload={"as_of_date": day.isoformat(), "failed_checks": len(failed)},
+        )
     raise PublishBlockedError(
         f"{day}: not published, the previous version keeps serving; failed checks: "
         + "; ".join(details)

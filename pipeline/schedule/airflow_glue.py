@@ -1,7 +1,13 @@
-"""What the DAG files share: the run's business date, the failure notifier, the assets.
+"""What the DAG files share: the DAG arguments (start date, retries, the failure
+notifier), the business-date param and the run's business date, the assets and the
+publish task's body.
 
 Imported by dags/ only (it imports Airflow). The DAG processor imports it on every
 parse: it opens nothing and reads nothing but the configuration.
+
+Operator alerts of Airflow runs come from one place, :class:`OperatorsNotifier`: every
+task's ``on_failure_callback``, called once a task has failed for good. The steps do
+not alert themselves under Airflow (the publish task asks the step not to).
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from airflow.sdk import Asset, BaseNotifier, get_current_context
+from airflow.sdk import Asset, BaseNotifier, Param, get_current_context
 
 from pipeline.config import Settings
 from pipeline.publish.tables import PUBLISHED_TABLES
@@ -26,11 +32,22 @@ ASSETS = {
     table: Asset(name=f"rfm.{table}", uri=f"x-rfm://published/{table}", group="rfm")
     for table in PUBLISHED_TABLES
 }
-# The daily DAG's publish of a business date (its extra names the date): what rfm_refit
-# is scheduled on. The refit's own publish does not emit it, so it never triggers itself.
-DAILY_PUBLISHED = Asset(
-    name="rfm.daily_published", uri="x-rfm://runs/rfm_daily/published", group="rfm"
-)
+
+
+def dag_arguments(settings: Settings) -> dict[str, Any]:
+    """The arguments every DAG of the pipeline shares: its start date, one run at a
+    time, the default task arguments, the tag."""
+    return {
+        "start_date": start_date(settings),
+        "max_active_runs": 1,
+        "default_args": default_args(settings),
+        "tags": ["rfm"],
+    }
+
+
+def business_date_param(description: str) -> Param:
+    """The param ``business_date`` (a day, or null for the DAG's default)."""
+    return Param(None, type=["null", "string"], format="date", description=description)
 
 
 def default_args(settings: Settings) -> dict[str, Any]:
@@ -61,31 +78,23 @@ def start_date(settings: Settings) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=ZoneInfo(settings.source.timezone))
 
 
-def publish_with_asset_events(day: str, *, daily: bool = False) -> dict[str, Any]:
-    """The publish task of both DAGs: publish the date, then an asset event per table
-    (and, for the daily DAG, one of DAILY_PUBLISHED)."""
-    result = tasks.publish(tasks.settings(), date.fromisoformat(day))
+def publish_with_asset_events(day: str) -> dict[str, Any]:
+    """The publish task: publish the date, then an asset event per table.
+
+    A blocked publish (a contract failed) fails the task at once, without retries: the
+    checks would fail again on the same data. The failure notifier alerts the operators
+    once; the step itself does not (``alert_operators=False`` in tasks.publish).
+    """
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from pipeline.errors import PublishBlockedError
+
+    try:
+        result = tasks.publish(tasks.settings(), date.fromisoformat(day))
+    except PublishBlockedError as blocked:
+        raise AirflowFailException(str(blocked)) from blocked
     _emit_published_assets(result)
-    if daily:
-        get_current_context()["outlet_events"][DAILY_PUBLISHED].extra = {
-            "as_of_date": result["business_date"]
-        }
     return result
-
-
-def refit_request(context: Any = None) -> tuple[date, bool]:
-    """The business date of an rfm_refit run, and whether the refit is asked for
-    whatever the day: the param ``business_date`` (a manual refit), else the newest
-    date of the DAILY_PUBLISHED events that triggered the run (a refit when that day is
-    due, schedule.refit_cron), else the logical date's (a manual run without a date)."""
-    context = context if context is not None else get_current_context()
-    if (context.get("params") or {}).get("business_date"):
-        return run_business_date(context), True
-    events = (context.get("triggering_asset_events") or {}).get(DAILY_PUBLISHED) or []
-    days = [str(event.extra["as_of_date"]) for event in events if event.extra.get("as_of_date")]
-    if days:
-        return max(date.fromisoformat(day) for day in days), False
-    return run_business_date(context), True
 
 
 def _emit_published_assets(result: dict[str, Any]) -> None:
@@ -129,7 +138,9 @@ class OperatorsNotifier(BaseNotifier):
                     "task_id": task_id,
                     "run_id": ti.run_id,
                     "business_date": day,
-                    "error_type": type(error).__name__ if error else None,
+                    # What the pipeline raised, under the AirflowFailException that
+                    # ends a task without retries (a late export, a blocked publish).
+                    "error_type": type(error.__cause__ or error).__name__ if error else None,
                 },
             )
         except Exception:

@@ -46,8 +46,13 @@ def export_deadline(settings: Settings, day: date) -> datetime:
 
 
 def refit_due(settings: Settings, day: date) -> bool:
-    """Whether the refit follows the daily publish of ``day``: ``schedule.refit_cron``
-    fires on the run's day (``day`` plus the lag, in the shop's timezone)."""
+    """Whether the run of ``day`` refits the cluster model: ``schedule.refit_cron``
+    fires on the run's day (``day`` plus the lag, in the shop's timezone).
+
+    The one refit schedule: ``pipeline.steps.score`` asks it for the command line's
+    run, backfill and score, and rfm_daily's task ``refit_due`` for the DAG, so both
+    refit on the same dates. A pure function of the settings and the date.
+    """
     from croniter import croniter
 
     zone = ZoneInfo(settings.source.timezone)

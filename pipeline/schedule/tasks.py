@@ -125,9 +125,23 @@ def customer_days(settings: Settings, day: date) -> dict[str, Any]:
     return {"business_date": day.isoformat()}
 
 
+def refit_due(settings: Settings, day: date, *, asked: bool) -> bool:
+    """Whether the run of ``day`` refits the cluster model: asked for (the param
+    ``refit``), or due by the one refit schedule (``pipeline.steps.refit_due``,
+    ``schedule.refit_cron``), as the command line decides it."""
+    due = steps.refit_due(settings, day)
+    reason = "asked for (param refit)" if asked else "due" if due else "not due"
+    log.info(
+        "cluster refit for %s: %s (schedule.refit_cron %r)",
+        day, reason, settings.schedule.refit_cron,
+    )  # fmt: skip
+    return asked or due
+
+
 def score(settings: Settings, day: date, *, full: bool, refit: bool) -> dict[str, Any]:
-    """Customer state, the cluster model in force (refitted when due) and the segments
-    with each customer's cluster: one step, as one table holds both."""
+    """Customer state, the cluster model in force (refitted when ``refit``: the task
+    ``refit_due`` decides) and the segments with each customer's cluster: one step, as
+    one table holds both."""
     report = steps.run_step(settings, "score", day, full=full, refit=refit)
     return {
         "business_date": day.isoformat(),
@@ -135,16 +149,6 @@ def score(settings: Settings, day: date, *, full: bool, refit: bool) -> dict[str
         "mode": report.mode,
         "model_version": report.model_version.isoformat() if report.model_version else None,
         "refitted": report.refitted,
-    }
-
-
-def refit(settings: Settings, day: date) -> dict[str, Any]:
-    """A new cluster model as of ``day``, and the day rescored with it."""
-    report = steps.run_step(settings, "refit", day)
-    return {
-        "business_date": day.isoformat(),
-        "customers": report.customers,
-        "model_version": report.model_version.isoformat() if report.model_version else None,
     }
 
 
@@ -160,7 +164,8 @@ def lifecycle(settings: Settings, day: date) -> dict[str, Any]:
 
 def publish(settings: Settings, day: date) -> dict[str, Any]:
     """Publish the date; the rows per published table, for the asset events."""
-    report = steps.run_step(settings, "publish", day)
+    # The failure notifier alerts the operators of a blocked publish, as of any failure.
+    report = steps.run_step(settings, "publish", day, alert_operators=False)
     return {
         "business_date": day.isoformat(),
         "current_as_of_date": report.current_as_of_date.isoformat(),

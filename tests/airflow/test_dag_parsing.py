@@ -11,6 +11,7 @@ import subprocess
 import sys
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -99,6 +100,7 @@ def test_the_daily_dag_is_shaped_as_documented(rfm_config: Path) -> None:
         "business_date": sorted(
             [
                 "wait_for_exports",
+                "refit_due",
                 "ingest",
                 "customer_days",
                 "score",
@@ -111,6 +113,7 @@ def test_the_daily_dag_is_shaped_as_documented(rfm_config: Path) -> None:
         "wait_for_exports": ["ingest"],
         "ingest": ["customer_days"],
         "customer_days": ["score"],
+        "refit_due": ["score"],
         "score": ["lifecycle"],
         "lifecycle": ["deliver_alerts", "publish"],
         "publish": ["report"],
@@ -128,16 +131,18 @@ def test_the_daily_dag_is_shaped_as_documented(rfm_config: Path) -> None:
 
 def test_every_published_table_is_an_asset_without_secrets_in_its_uri(rfm_config: Path) -> None:
     bag = _dagbag()
-    for dag_id in ("rfm_daily", "rfm_refit"):
-        outlets = bag.dags[dag_id].get_task("publish").outlets
-        # The daily publish also tells rfm_refit that a date is published.
-        daily = ["rfm.daily_published"] if dag_id == "rfm_daily" else []
-        assert sorted(a.name for a in outlets) == sorted(
-            [*(f"rfm.{t}" for t in PUBLISHED_TABLES), *daily]
-        )
-        for asset in outlets:
-            assert asset.uri.startswith(("x-rfm://published/", "x-rfm://runs/")), asset.uri
-            assert "@" not in asset.uri and "secret" not in asset.uri
+    outlets = bag.dags["rfm_daily"].get_task("publish").outlets
+    assert sorted(a.name for a in outlets) == sorted(f"rfm.{t}" for t in PUBLISHED_TABLES)
+    for asset in outlets:
+        assert asset.uri.startswith("x-rfm://published/"), asset.uri
+        assert "@" not in asset.uri and "secret" not in asset.uri
+    # Only rfm_daily writes a date's partitions: rfm_refit triggers it, publishes nothing.
+    refit = bag.dags["rfm_refit"]
+    assert [t.task_type for t in refit.tasks if t.outlets] == []
+    assert {t.task_type for t in refit.tasks} == {
+        "_PythonDecoratedOperator",
+        "TriggerDagRunOperator",
+    }
 
 
 def test_the_schedule_comes_from_the_configuration(rfm_config: Path) -> None:
@@ -152,12 +157,9 @@ def test_the_schedule_comes_from_the_configuration(rfm_config: Path) -> None:
     )
     bag = _dagbag()
     assert bag.dags["rfm_daily"].timetable.expression == "30 5 * * *"
-    # The refit runs on the daily publish's asset events; refit_cron says which are due.
-    condition = bag.dags["rfm_refit"].timetable.asset_condition
-    assert (condition.name, condition.uri) == (
-        "rfm.daily_published",
-        "x-rfm://runs/rfm_daily/published",
-    )
+    # The refit is part of the daily run (its task refit_due reads refit_cron when it
+    # runs); rfm_refit is manual only.
+    assert type(bag.dags["rfm_refit"].timetable).__name__ == "NullTimetable"
     task = bag.dags["rfm_daily"].get_task("ingest")
     assert (task.retries, task.retry_delay) == (3, timedelta(minutes=2.5))
     assert bag.dags["rfm_daily"].get_task("wait_for_exports").retries == 0
@@ -218,23 +220,36 @@ def test_a_backfill_creates_one_run_per_morning_for_the_days_before(
     ]
 
 
-def test_the_refit_follows_the_daily_publish_of_the_days_its_cron_names(rfm_config: Path) -> None:
-    from types import SimpleNamespace
-
+def test_one_function_of_the_settings_and_the_date_says_when_the_clusters_refit(
+    rfm_config: Path,
+) -> None:
+    from pipeline import steps
     from pipeline.config import load_settings
-    from pipeline.schedule.airflow_glue import DAILY_PUBLISHED, refit_request
     from pipeline.schedule.dates import refit_due
+    from pipeline.scoring.clusters import refit_due as age_rule
 
-    settings = load_settings(rfm_config)  # refit_cron "0 8 * * 0", lag 1 day
-    saturday, sunday = date(2026, 11, 21), date(2026, 11, 22)
-    assert refit_due(settings, saturday)  # its daily run is on Sunday
-    assert not refit_due(settings, sunday)
+    assert steps.refit_due is refit_due  # the command line's steps ask the DAG's function
+    settings = load_settings(rfm_config)  # refit_cron "0 8 * * 4", lag 1 day
     assert [
         day for day in (date(2026, 11, d) for d in range(1, 31)) if refit_due(settings, day)
-    ] == [date(2026, 11, d) for d in (7, 14, 21, 28)]
-    events = [SimpleNamespace(extra={"as_of_date": "2026-11-20"}),
-              SimpleNamespace(extra={"as_of_date": "2026-11-21"})]  # fmt: skip
-    triggered = {"params": {}, "triggering_asset_events": {DAILY_PUBLISHED: events}}
-    assert refit_request(triggered) == (saturday, False)  # due or not: refit_cron decides
-    manual = {"params": {"business_date": "2026-11-18"}, "logical_date": None, "dag_run": None}
-    assert refit_request(manual) == (date(2026, 11, 18), True)  # asked for: always
+    ] == [date(2026, 11, d) for d in (4, 11, 18, 25)]  # Wednesdays: their runs on Thursdays
+    # The demo starts on Wednesday 2025-01-01: the dates the model-age rule (7 days, the
+    # scoring's own, now set aside by the steps) refitted on, so the demo is unchanged.
+    start = date(2025, 1, 1)
+    days = [start + timedelta(days=n) for n in range(365)]
+    newest = start
+    by_age = []
+    for day in days[1:]:
+        if age_rule(SimpleNamespace(version=newest), day, settings.clusters):  # type: ignore[arg-type]
+            by_age.append(day)
+            newest = day
+    assert by_age == [day for day in days[1:] if refit_due(settings, day)]
+    # Another cron, another day; the lag moves it back to the business date.
+    text = rfm_config.read_text().replace(
+        "retries = 0\n", 'retries = 0\nrefit_cron = "0 8 1 * *"\n'
+    )
+    rfm_config.write_text(text)
+    monthly = load_settings(rfm_config)
+    assert [day for day in days if refit_due(monthly, day)][:3] == [
+        date(2025, 1, 31), date(2025, 2, 28), date(2025, 3, 31)
+    ]  # fmt: skip

@@ -1,6 +1,7 @@
 """The daily DAG run end to end with ``dag.test()`` on demo data: consecutive business
-dates, the same tables as the command line, a re-run that changes nothing, and a late
-export that fails the run and tells the operators."""
+dates, the same tables as the command line, a re-run that changes nothing, a refit
+asked for, and failures (a late export, a blocked publish) that tell the operators
+exactly once."""
 
 from __future__ import annotations
 
@@ -106,10 +107,6 @@ def test_daily_runs_equal_the_command_line_and_a_rerun_changes_nothing(
             json.dumps(row.value, default=str)
             for row in session.query(XComModel).filter(XComModel.dag_id == "rfm_daily")
         ]
-    # ... and rfm_refit's asset, the date published by the daily run.
-    daily = [extra for name, extra in events if name == "rfm.daily_published"]
-    assert daily == [{"as_of_date": days[-1].isoformat()}]
-    events = [(name, extra) for name, extra in events if name != "rfm.daily_published"]
     rows = {name.removeprefix("rfm."): extra["rows"] for name, extra in events}
     assert rows == {
         t: catalog.entries(t)[days[-1]].rows
@@ -119,20 +116,89 @@ def test_daily_runs_equal_the_command_line_and_a_rerun_changes_nothing(
     assert all(extra["as_of_date"] == days[-1].isoformat() for _, extra in events)
     assert xcoms and not any("airflow-test-secret" in value for value in xcoms)
 
-    # The refit DAG: a new model as of the last date, published with the date.
+    # The refit asked for: rfm_refit triggers rfm_daily for the newest published date
+    # with the param refit, and writes nothing itself ...
     settings = load_settings(rfm_config)
-    assert ModelStore(settings.paths.models).newest_on_or_before(days[-1]).version == days[0]
-    refit = _dag("rfm_refit").test(
-        logical_date=_morning_after(days[-1]) + timedelta(hours=2),
+    models = ModelStore(settings.paths.models)
+    assert models.newest_on_or_before(days[-1]).version == days[0]  # due on Wednesdays
+    before = _files(root)
+    trigger = _dag("rfm_refit").test()
+    assert str(trigger.state) == "success", _states(trigger)
+    assert _files(root) == before
+    from airflow.models.dagrun import DagRun
+
+    with create_session() as session:
+        triggered = [
+            run.conf
+            for run in session.query(DagRun).filter(DagRun.dag_id == "rfm_daily")
+            if run.run_type == "operator_triggered"
+        ]
+    assert triggered == [{"business_date": days[-1].isoformat(), "refit": True}]
+    # ... and that run (run here with its conf) fits a new model as of the date, and
+    # publishes the date with it.
+    refit = dag.test(
+        logical_date=_morning_after(days[-1]) + timedelta(hours=2), run_conf=triggered[0]
     )
     assert str(refit.state) == "success", _states(refit)
-    assert ModelStore(settings.paths.models).newest_on_or_before(days[-1]).version == days[-1]
+    assert models.newest_on_or_before(days[-1]).version == days[-1]
     profiles = load_catalog(root / "published").entries("cluster_profiles")[days[-1]]
     versions = duckdb.sql(
         "select distinct model_version from read_parquet($file)",
         params={"file": str(root / "published" / profiles.file)},
     ).fetchall()
     assert versions == [(days[-1],)]
+
+
+def _webhook_connection(tmp_path: Path, receiver: WebhookReceiver) -> str:
+    """A connections file defining ``rfm_webhook`` as ``receiver``."""
+    connections = tmp_path / "connections.json"
+    connections.write_text(
+        json.dumps(
+            {"rfm_webhook": {"conn_type": "http", "host": receiver.url, "password": "hook-secret"}}
+        )
+    )
+    return str(connections)
+
+
+def test_a_blocked_publish_fails_at_once_and_alerts_the_operators_once(
+    airflow_db: Path, rfm_config: Path, tmp_path: Path
+) -> None:
+    """A contract fails on the second date (its row count moved more than allowed): the
+    publish task fails without a retry, and the operators get exactly one alert, from
+    the failure notifier (the step does not alert under Airflow)."""
+    text = rfm_config.read_text()
+    rfm_config.write_text(
+        text.replace(
+            "[publish]\n", "[publish]\nmax_row_change = 0.0001\nrow_change_slack_rows = 0\n"
+        ).replace("retries = 0\n", "retries = 2\nretry_delay_minutes = 0\n")
+    )
+    root = rfm_config.parent
+    generate(root, start=START, days=2, customers=200, seed=11)
+    receiver = WebhookReceiver(secret="hook-secret").start()
+    try:
+        connections = _webhook_connection(tmp_path, receiver)
+        first = _dag().test(logical_date=_morning_after(START), conn_file_path=connections)
+        assert str(first.state) == "success", _states(first)
+        assert [json.loads(r.body) for r in receiver.requests] == []
+        second_day = START + timedelta(days=1)
+        run = _dag().test(logical_date=_morning_after(second_day), conn_file_path=connections)
+    finally:
+        receiver.stop()
+    states = _states(run)
+    assert str(run.state) == "failed"
+    assert states["publish"] == "failed" and states["report"] == "upstream_failed"
+    publish = next(ti for ti in run.get_task_instances() if ti.task_id == "publish")
+    assert publish.try_number == 1  # not retried: the checks would fail again
+    assert load_catalog(root / "published").as_of_date == START  # the day before serves
+    messages = [json.loads(r.body) for r in receiver.requests]
+    assert len(messages) == 1, messages
+    (alert,) = messages
+    assert alert["type"] == "operational"
+    assert alert["subject"] == f"rfm-pipeline: rfm_daily.publish failed for {second_day}"
+    assert "not published, the previous version keeps serving" in alert["details"][0]
+    assert "row_count_change" in alert["details"][0]
+    assert alert["error_type"] == "PublishBlockedError"
+    assert alert["business_date"] == second_day.isoformat()
 
 
 def test_a_late_export_fails_the_run_and_notifies_operators(
@@ -143,20 +209,9 @@ def test_a_late_export_fails_the_run_and_notifies_operators(
     ``rfm_webhook`` gets the operators' alert."""
     receiver = WebhookReceiver(secret="hook-secret").start()
     try:
-        connections = tmp_path / "connections.json"
-        connections.write_text(
-            json.dumps(
-                {
-                    "rfm_webhook": {
-                        "conn_type": "http",
-                        "host": receiver.url,
-                        "password": "hook-secret",
-                    }
-                }
-            )
-        )
+        connections = _webhook_connection(tmp_path, receiver)
         day = date(2025, 3, 10)
-        run = _dag().test(logical_date=_morning_after(day), conn_file_path=str(connections))
+        run = _dag().test(logical_date=_morning_after(day), conn_file_path=connections)
     finally:
         receiver.stop()
     states = _states(run)
