@@ -13,4 +13,5 @@ fi
 
 .venv/bin/ruff check .
 .venv/bin/mypy
-exec .venv/bin/pytest -n auto "${marker[@]}" "$@"
+# loadscope: a module's tests share one worker, so a module fixture is built once.
+exec .venv/bin/pytest -n auto --dist loadscope "${marker[@]}" "$@"
