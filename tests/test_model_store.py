@@ -1,21 +1,29 @@
 """The versioned model store every model shares, and the one refit schedule.
 
 A toy model kind exercises the store itself (paths, versions, atomic saves, rejected
-fits).
+fits); the three real kinds are read back from folders laid out as the stores before
+this one wrote them, so the models folders of existing deployments keep loading.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+import pickle
+from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from pipeline import model_store
+from pipeline.lifecycle import btyd
+from pipeline.lifecycle.alive import AliveModel, AliveStore
+from pipeline.lifecycle.risk import RiskModel, RiskStore, RiskVersion
 from pipeline.model_store import VersionedStore, refit_due
+from pipeline.scoring.clusters import ClusterModel, ClusterStore
 
 DAY0 = date(2025, 1, 1)
 
@@ -292,3 +300,117 @@ def test_rejected_fits_are_kept_apart_and_count_as_attempts(tmp_path: Path) -> N
     assert sorted(path.name for path in (tmp_path / "toy" / "rejected").iterdir()) == [
         "version=2025-01-08"
     ]
+
+
+# --- the three kinds: the layout they always had -------------------------------------
+
+
+def _cluster(version: date) -> ClusterModel:
+    return ClusterModel(
+        version=version,
+        k=1,
+        scaler_mean=[0.5, 1.0, 2.0],
+        scaler_scale=[1.0, 1.0, 1.0],
+        centroids=[[0.0, 0.0, 0.0]],
+        profiles=[],
+        quality={"inertia": 1.0},
+    )
+
+
+def test_cluster_versions_keep_their_layout_and_bytes(tmp_path: Path) -> None:
+    model = _cluster(DAY0)
+    legacy = tmp_path / "old" / "kmeans" / "version=2025-01-01" / "model.json"
+    legacy.parent.mkdir(parents=True)
+    legacy.write_text(model.to_json(), encoding="utf-8")  # as the old ModelStore wrote it
+
+    assert ClusterStore(tmp_path / "old").newest_on_or_before(_day(3)) == model
+    path = ClusterStore(tmp_path / "new").save(model)
+    assert path == tmp_path / "new" / "kmeans" / "version=2025-01-01" / "model.json"
+    assert path.read_bytes() == legacy.read_bytes()
+    assert _listing(tmp_path / "new") == _listing(tmp_path / "old")
+
+
+def test_alive_versions_keep_their_layout_and_bytes(tmp_path: Path) -> None:
+    params = btyd.Params(0.5, 4.0, 0.9, 1.6, log_likelihood=-950.5, n_customers=900,
+                         converged=True, repeat_buyers=300)  # fmt: skip
+    rejected = btyd.Params(6e3, 9e5, 1e-7, 3.0, log_likelihood=-99.0, n_customers=40,
+                           converged=True, repeat_buyers=10,
+                           degenerate_reason="too few repeat buyers")  # fmt: skip
+    old = tmp_path / "old" / "btyd"
+    for folder, fitted in (
+        ("version=2025-01-01", params),
+        ("rejected/version=2025-01-08", rejected),
+    ):
+        path = old / folder / "params.json"
+        path.parent.mkdir(parents=True)
+        stored = {"params": asdict(fitted), "time_unit": "weeks"}
+        path.write_text(json.dumps(stored, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+    legacy = AliveStore(tmp_path / "old")
+    assert legacy.newest_on_or_before(_day(30)) == AliveModel(DAY0, params, "weeks")
+    assert legacy.load_rejected(_day(7)) == AliveModel(_day(7), rejected, "weeks")
+    assert legacy.newest_attempt_on_or_before(_day(30)) == _day(7)
+    store = AliveStore(tmp_path / "new")
+    store.save(AliveModel(DAY0, params, "weeks"))
+    store.save_rejected(AliveModel(_day(7), rejected, "weeks"))
+    assert _listing(tmp_path / "new") == _listing(tmp_path / "old")
+    for path in (tmp_path / "old").rglob("params.json"):
+        assert (tmp_path / "new" / path.relative_to(tmp_path / "old")).read_bytes() == (
+            path.read_bytes()
+        )
+
+
+def _curve() -> pa.Table:
+    return pa.table({"gap_days": pa.array([1, 2], pa.int32()), "share": [0.5, 1.0]})
+
+
+def _risk(version: date, estimator: object = None) -> RiskModel:
+    return RiskModel(
+        version=version,
+        source="rhythm_fallback" if estimator is None else "model",
+        horizon_days=14,
+        population_gap_days=10.0,
+        danger_risk=0.9,
+        danger_exit_risk=0.8,
+        termination_risk=0.98,
+        figures={"population_gap_days": 10.0},
+        reason="too little history",
+        estimator=estimator,
+    )
+
+
+def test_risk_versions_keep_their_layout(tmp_path: Path) -> None:
+    model = _risk(DAY0, estimator={"a fitted": "classifier"})
+    old = tmp_path / "old" / "risk" / "version=2025-01-01"
+    old.mkdir(parents=True)
+    pq.write_table(_curve(), old / "gap_curve.parquet")
+    (old / "estimator.pkl").write_bytes(pickle.dumps(model.estimator))
+    meta = {
+        "danger_exit_risk": 0.8, "danger_risk": 0.9, "figures": {"population_gap_days": 10.0},
+        "horizon_days": 14, "population_gap_days": 10.0, "reason": "too little history",
+        "source": "model", "termination_risk": 0.98, "version": "2025-01-01",
+    }  # fmt: skip
+    text = json.dumps(meta, indent=2, sort_keys=True) + "\n"
+    (old / "model.json").write_text(text, encoding="utf-8")
+    half = tmp_path / "old" / "risk" / "version=2025-01-08"  # the old writer, killed
+    half.mkdir()
+    pq.write_table(_curve(), half / "gap_curve.parquet")
+
+    legacy = RiskStore(tmp_path / "old")
+    assert legacy.versions() == [DAY0]
+    stored = legacy.newest_on_or_before(_day(30))
+    assert stored is not None
+    assert stored.model == model and stored.curve.equals(_curve())
+    assert stored.version == DAY0
+    store = RiskStore(tmp_path / "new")
+    store.save(RiskVersion(model, _curve()))
+    assert _listing(tmp_path / "new" / "risk") == _listing(tmp_path / "old" / "risk")[:4]
+    assert (tmp_path / "new" / "risk" / "version=2025-01-01" / "model.json").read_text() == text
+    # A fallback has no estimator file, and re-saving a version drops the one it had.
+    store.save(RiskVersion(_risk(DAY0), _curve()))
+    assert sorted(path.name for path in store.folder(DAY0).iterdir()) == [
+        "gap_curve.parquet",
+        "model.json",
+    ]
+    reloaded = store.load(DAY0)
+    assert reloaded.model == _risk(DAY0) and reloaded.model.estimator is None

@@ -17,7 +17,7 @@ import pytest
 from pipeline.config import load_settings
 from pipeline.demo.generate import generate
 from pipeline.publish.catalog import AUDIT_TABLE, load_catalog
-from pipeline.scoring.clusters import ModelStore
+from pipeline.scoring.clusters import ClusterStore
 from pipeline.steps import run_days
 from tests.airflow.conftest import REPO
 from tests.alerts.support import WebhookReceiver
@@ -121,12 +121,12 @@ def test_daily_runs_equal_the_command_line_and_a_rerun_changes_nothing(
 
     # The refit DAG: a new model as of the last date, published with the date.
     settings = load_settings(rfm_config)
-    assert ModelStore(settings.paths.models).newest_on_or_before(days[-1]).version == days[0]
+    assert ClusterStore(settings.paths.models).newest_on_or_before(days[-1]).version == days[0]
     refit = _dag("rfm_refit").test(
         logical_date=_morning_after(days[-1]) + timedelta(hours=2),
     )
     assert str(refit.state) == "success", _states(refit)
-    assert ModelStore(settings.paths.models).newest_on_or_before(days[-1]).version == days[-1]
+    assert ClusterStore(settings.paths.models).newest_on_or_before(days[-1]).version == days[-1]
     profiles = load_catalog(root / "published").entries("cluster_profiles")[days[-1]]
     versions = duckdb.sql(
         "select distinct model_version from read_parquet($file)",
