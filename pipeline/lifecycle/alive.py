@@ -4,9 +4,9 @@ The model (``pipeline/lifecycle/btyd.py``) is fitted on every customer's purchas
 the scoring window, condensed by (frequency, recency, T) in SQL, so the fit grows with
 the number of distinct triples, not of customers. Recency and T come in days and are
 fitted in weeks (``FIT_TIME_UNIT``; ``alpha`` is then per week): :meth:`AliveModel.sql_params`
-gives the SQL, which counts days, ``alpha`` per day. It is refitted on the
-lifecycle models' schedule (``lifecycle.refit_every_days``, the risk model's; not the
-clusters') and versioned in the model store (:mod:`pipeline.model_store`):
+gives the SQL, which counts days, ``alpha`` per day. It is refitted on its own schedule
+(``lifecycle.alive_refit_every_days``; neither the risk model's nor the clusters') and
+versioned in the model store (:mod:`pipeline.model_store`):
 ``paths.models/btyd/version=YYYY-MM-DD/params.json``. A date uses the newest usable
 version on or before it, so re-running a date reads the same parameters.
 
@@ -174,7 +174,7 @@ def alive_model(
     # The schedule counts from the newest attempt, rejected ones too: a young lake whose
     # fits are degenerate is retried on the model's schedule, not every day. Every 0:
     # retried each day until the first usable fit, then never.
-    every = settings.lifecycle.refit_every_days
+    every = settings.lifecycle.alive_refit_every_days
     if every > 0:
         since = store.newest_attempt_on_or_before(day)
     else:
