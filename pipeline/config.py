@@ -360,8 +360,12 @@ class LifecycleConfig(_Section):
     # Customers sampled for the rhythm and the risk model's fit (deterministic).
     sample_size: int = Field(default=200_000, ge=1000)
     # A new risk model (and rhythm) is fitted when the newest is this many days old;
-    # 0: only the first. The MBG/NBD model of P(alive) follows the same schedule.
+    # 0: only the first.
     refit_every_days: int = Field(default=7, ge=0, le=366)
+    # A new MBG/NBD model of P(alive) and expected purchases is fitted when the newest fit
+    # (a rejected one too) is this many days old; 0: retried daily until the first usable
+    # fit, then never. Its own schedule, apart from the risk model's and the clusters'.
+    alive_refit_every_days: int = Field(default=7, ge=0, le=366)
     # The expected gap is the customer's own mean gap shrunk toward the shop's median
     # gap by this many gaps' weight: a one-order customer gets the shop's.
     prior_gaps: float = Field(default=2.0, ge=0)

@@ -4,9 +4,9 @@ The model (``pipeline/lifecycle/btyd.py``) is fitted on every customer's purchas
 the scoring window, condensed by (frequency, recency, T) in SQL, so the fit grows with
 the number of distinct triples, not of customers. Recency and T come in days and are
 fitted in weeks (``FIT_TIME_UNIT``; ``alpha`` is then per week): :meth:`AliveModel.sql_params`
-gives the SQL, which counts days, ``alpha`` per day. It is refitted on the
-lifecycle models' schedule (``lifecycle.refit_every_days``, the risk model's; not the
-clusters') and versioned like it:
+gives the SQL, which counts days, ``alpha`` per day. It is refitted on its own schedule
+(``lifecycle.alive_refit_every_days``; neither the risk model's nor the clusters') and
+versioned in the model store (:mod:`pipeline.model_store`):
 ``paths.models/btyd/version=YYYY-MM-DD/params.json``. A date uses the newest usable
 version on or before it, so re-running a date reads the same parameters.
 
@@ -14,7 +14,8 @@ A degenerate fit (``btyd.degeneracy``: not converged, too few repeat buyers, or 
 collapsed model) is never the model in force: it is recorded with its reason under
 ``paths.models/btyd/rejected/version=YYYY-MM-DD/params.json``, a warning is logged, and
 the previous usable version (or none: p_alive null) stays in force. The fit is retried
-on each following date until one is usable.
+on the schedule, counted from the newest attempt, until one is usable (with a schedule
+of 0, on each following date).
 """
 
 from __future__ import annotations
@@ -30,15 +31,15 @@ import duckdb
 import numpy as np
 import numpy.typing as npt
 
-from pipeline import atomic, sql
+from pipeline import sql
 from pipeline.config import Settings
 from pipeline.lifecycle import btyd
+from pipeline.model_store import VersionedStore, refit_due
 
 log = logging.getLogger(__name__)
 Array = npt.NDArray[np.float64]
 
-_VERSION_PREFIX = "version="
-_REJECTED = "rejected"
+PARAMS_FILE = "params.json"
 # Days in each time unit a model may be fitted in; the SQL counts days.
 DAYS_PER_UNIT: dict[str, int] = {"days": 1, "weeks": 7}
 # The unit fits are made in: recency and T in days are divided by 7.
@@ -121,55 +122,23 @@ def expected_purchases(
     return btyd.expected_purchases(model.params, horizon, frequency, recency, age)
 
 
-class AliveStore:
-    """Fitted versions under ``paths.models/btyd``, rejected fits under ``btyd/rejected``."""
+class AliveStore(VersionedStore[AliveModel]):
+    """Fitted versions under ``paths.models/btyd``, rejected fits under ``btyd/rejected``;
+    each one ``params.json`` (the parameters, with why a fit is degenerate, and the time
+    unit). An unusable version is never in force and never saved as one."""
 
-    def __init__(self, root: Path) -> None:
-        self.root = root / "btyd"
+    kind = "btyd"
+    marker = PARAMS_FILE
+    title = "P(alive)"
 
-    def path(self, version: date) -> Path:
-        return self.root / f"{_VERSION_PREFIX}{version.isoformat()}" / "params.json"
+    def write(self, model: AliveModel, folder: Path) -> None:
+        text = {"params": asdict(model.params), "time_unit": model.time_unit}
+        (folder / PARAMS_FILE).write_text(
+            json.dumps(text, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+        )
 
-    def rejected_path(self, version: date) -> Path:
-        return self.root / _REJECTED / f"{_VERSION_PREFIX}{version.isoformat()}" / "params.json"
-
-    def newest_on_or_before(self, day: date) -> AliveModel | None:
-        """The newest usable version on or before ``day`` (unusable ones are skipped)."""
-        for version in reversed([version for version in self._versions() if version <= day]):
-            model = self.load(version)
-            if model.params.usable:
-                return model
-            log.warning(
-                "P(alive) model version %s is not usable, skipped: %s",
-                version,
-                model.params.degenerate_reason or "not a converged fit",
-            )
-        return None
-
-    def newest_attempt_on_or_before(self, day: date) -> date | None:
-        """The newest fit on or before ``day``, usable or rejected (the schedule's start)."""
-        fitted = self._versions() + self._versions(self.root / _REJECTED)
-        return max((version for version in fitted if version <= day), default=None)
-
-    def load(self, version: date) -> AliveModel:
-        return self._read(self.path(version), version)
-
-    def load_rejected(self, version: date) -> AliveModel:
-        return self._read(self.rejected_path(version), version)
-
-    def save(self, model: AliveModel) -> None:
-        if not model.params.usable:
-            raise ValueError(
-                f"refusing to save an unusable P(alive) model as version {model.version}: "
-                f"{model.params.degenerate_reason or 'not a converged fit'}"
-            )
-        self._write(self.path(model.version), model)
-
-    def save_rejected(self, model: AliveModel) -> None:
-        self._write(self.rejected_path(model.version), model)
-
-    def _read(self, path: Path, version: date) -> AliveModel:
-        stored = json.loads(path.read_text(encoding="utf-8"))
+    def read(self, folder: Path, version: date) -> AliveModel:
+        stored = json.loads((folder / PARAMS_FILE).read_text(encoding="utf-8"))
         params = btyd.Params(**stored["params"])
         if "degenerate_reason" not in stored["params"]:
             # Stored before degeneracy was checked (and without the repeat buyers'
@@ -177,20 +146,10 @@ class AliveStore:
             params = replace(params, degenerate_reason=btyd.degeneracy(params, min_repeat_buyers=0))
         return AliveModel(version, params, stored["time_unit"])
 
-    @staticmethod
-    def _write(target: Path, model: AliveModel) -> None:
-        text = {"params": asdict(model.params), "time_unit": model.time_unit}
-        atomic.write_text(target, json.dumps(text, indent=2, sort_keys=True) + "\n")
-
-    def _versions(self, folder: Path | None = None) -> list[date]:
-        folder = folder or self.root
-        if not folder.is_dir():
-            return []
-        return sorted(
-            date.fromisoformat(path.name.removeprefix(_VERSION_PREFIX))
-            for path in folder.iterdir()
-            if path.name.startswith(_VERSION_PREFIX) and (path / "params.json").is_file()
-        )
+    def unusable(self, model: AliveModel) -> str | None:
+        if model.params.usable:
+            return None
+        return model.params.degenerate_reason or "not a converged fit"
 
 
 def alive_model(
@@ -213,13 +172,14 @@ def alive_model(
     store = AliveStore(settings.paths.models)
     current = store.newest_on_or_before(day)
     # The schedule counts from the newest attempt, rejected ones too: a young lake whose
-    # fits are degenerate is retried on the model schedule, not every day. Every 0: until
-    # the first usable fit, then never.
-    attempt = store.newest_attempt_on_or_before(day)
-    every = settings.lifecycle.refit_every_days
-    if every == 0 and current is not None:
-        return current
-    if every > 0 and attempt is not None and (day - attempt).days < every:
+    # fits are degenerate is retried on the model's schedule, not every day. Every 0:
+    # retried each day until the first usable fit, then never.
+    every = settings.lifecycle.alive_refit_every_days
+    if every > 0:
+        since = store.newest_attempt_on_or_before(day)
+    else:
+        since = current.version if current else None
+    if not refit_due(since, day, every):
         return current
     rows = sql.relation(con, "lifecycle/alive_inputs", params).fetchall()
     if not any(frequency > 0 for frequency, _recency, _age, _count in rows):

@@ -62,10 +62,10 @@ def backtest(settings: Settings, day: date, entry_window_days: int = 90) -> Back
     """
     lake = Lake(settings.paths.lake)
     store = RiskStore(settings.paths.models)
-    version = store.newest_on_or_before(day)
-    if version is None:
+    stored = store.newest_on_or_before(day)
+    if stored is None:
         raise NotScoredError(f"no risk model on or before {day}: run the lifecycle first")
-    model, _curve = store.load(version)
+    model = stored.model
     horizon = model.horizon_days
     cutoff = day - timedelta(days=horizon)
     judged = lake.partition_file("customer_lifecycle", cutoff, AS_OF_KEY)

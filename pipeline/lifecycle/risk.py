@@ -15,10 +15,11 @@ With too little history to backtest (a young lake), the risk falls back to the r
 percentile (the share of the customer's gaps shorter than the current silence), with
 fixed documented thresholds; ``risk_source`` says which one a row used.
 
-Versions live under ``paths.models/risk/version=YYYY-MM-DD/``: ``model.json`` (the
-horizon, thresholds, figures), ``estimator.pkl`` (the classifier) and ``gap_curve.parquet``
-(the rhythm). A date uses the newest version on or before it, so re-running a date
-reads the same model and writes the same bytes.
+Versions live in the model store (:mod:`pipeline.model_store`) under
+``paths.models/risk/version=YYYY-MM-DD/``: ``model.json`` (the horizon, thresholds,
+figures), ``estimator.pkl`` (the classifier) and ``gap_curve.parquet`` (the rhythm). A
+date uses the newest version on or before it, so re-running a date reads the same model
+and writes the same bytes.
 """
 
 from __future__ import annotations
@@ -40,11 +41,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from threadpoolctl import threadpool_limits
 
-from pipeline import atomic, sql
+from pipeline import sql
 from pipeline.config import Settings, late_span_days
 from pipeline.errors import NotScoredError
 from pipeline.lake import AS_OF_KEY, Lake
 from pipeline.lifecycle import rhythm as rhythm_model
+from pipeline.model_store import VersionedStore, refit_due
 from pipeline.scoring.inputs import date_range, register_model, register_parquet
 
 log = logging.getLogger(__name__)
@@ -52,7 +54,9 @@ log = logging.getLogger(__name__)
 Source = Literal["model", "rhythm_fallback"]
 CUSTOMER_SEGMENTS = "customer_segments"
 CUSTOMER_DAYS = "customer_days"
-_VERSION_PREFIX = "version="
+MODEL_FILE = "model.json"
+ESTIMATOR_FILE = "estimator.pkl"
+CURVE_FILE = "gap_curve.parquet"
 # Feature name -> monotone direction of the risk (+1 rises with it, -1 falls, 0 free).
 FEATURES: dict[str, int] = {
     "days_since_last_purchase": 1,
@@ -124,34 +128,41 @@ def feature_matrix(features: pa.Table) -> npt.NDArray[np.float64]:
     )
 
 
-class RiskStore:
-    """Fitted versions under ``paths.models/risk``."""
+@dataclass(frozen=True)
+class RiskVersion:
+    """One stored version: the risk model and the gap curve of the rhythm fitted with it."""
 
-    def __init__(self, root: Path) -> None:
-        self.root = root / "risk"
+    model: RiskModel
+    curve: pa.Table
 
-    def folder(self, version: date) -> Path:
-        return self.root / f"{_VERSION_PREFIX}{version.isoformat()}"
+    @property
+    def version(self) -> date:
+        return self.model.version
 
-    def versions(self) -> list[date]:
-        if not self.root.is_dir():
-            return []
-        return sorted(
-            date.fromisoformat(path.name.removeprefix(_VERSION_PREFIX))
-            for path in self.root.iterdir()
-            if path.name.startswith(_VERSION_PREFIX) and (path / "model.json").is_file()
-        )
 
-    def newest_on_or_before(self, day: date) -> date | None:
-        versions = [version for version in self.versions() if version <= day]
-        return versions[-1] if versions else None
+class RiskStore(VersionedStore[RiskVersion]):
+    """Fitted versions under ``paths.models/risk``: ``model.json`` (every version has
+    it), ``estimator.pkl`` (a fitted classifier only) and ``gap_curve.parquet``."""
 
-    def load(self, version: date) -> tuple[RiskModel, pa.Table]:
-        folder = self.folder(version)
-        meta = json.loads((folder / "model.json").read_text(encoding="utf-8"))
+    kind = "risk"
+    marker = MODEL_FILE
+    title = "risk"
+
+    def write(self, model: RiskVersion, folder: Path) -> None:
+        pq.write_table(model.curve, folder / CURVE_FILE)
+        risk = model.model
+        if risk.estimator is not None:
+            (folder / ESTIMATOR_FILE).write_bytes(pickle.dumps(risk.estimator))
+        meta = asdict(risk) | {"version": risk.version.isoformat()}
+        meta.pop("estimator")
+        text = json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n"
+        (folder / MODEL_FILE).write_bytes(text.encode("utf-8"))
+
+    def read(self, folder: Path, version: date) -> RiskVersion:
+        meta = json.loads((folder / MODEL_FILE).read_text(encoding="utf-8"))
         estimator = None
         if meta["source"] == "model":
-            with (folder / "estimator.pkl").open("rb") as handle:
+            with (folder / ESTIMATOR_FILE).open("rb") as handle:
                 estimator = pickle.load(handle)  # the pipeline's own file
         model = RiskModel(
             version=date.fromisoformat(meta["version"]),
@@ -165,39 +176,23 @@ class RiskStore:
             reason=meta["reason"],
             estimator=estimator,
         )
-        return model, pq.read_table(folder / "gap_curve.parquet")
-
-    def save(self, model: RiskModel, curve: pa.Table) -> None:
-        """Write a version; model.json last, so a version without it does not exist."""
-        folder = self.folder(model.version)
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "model.json").unlink(missing_ok=True)
-        with atomic.replacing(folder / "gap_curve.parquet") as temporary:
-            pq.write_table(curve, temporary)
-        if model.estimator is not None:
-            atomic.write_bytes(folder / "estimator.pkl", pickle.dumps(model.estimator))
-        meta = asdict(model) | {"version": model.version.isoformat()}
-        meta.pop("estimator")
-        text = json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n"
-        atomic.write_bytes(folder / "model.json", text.encode("utf-8"))
+        return RiskVersion(model, pq.read_table(folder / CURVE_FILE))
 
 
 def risk_model_in_force(settings: Settings, day: date, alive: Any) -> tuple[RiskModel, pa.Table]:
-    """The newest version on or before ``day``, or a new fit when one is due.
+    """The newest version on or before ``day``, or a new fit when one is due
+    (``lifecycle.refit_every_days``).
 
     ``alive`` is the BTYD model in force (or None): the backtest's BG/NBD baseline.
     """
     store = RiskStore(settings.paths.models)
-    current = store.newest_on_or_before(day)
-    every = settings.lifecycle.refit_every_days
-    due = current is None or (every > 0 and (day - current).days >= every)
-    if current is not None and not due:
-        return store.load(current)
-    if current == day:
-        return store.load(current)
-    model, curve = fit(settings, day, alive)
-    store.save(model, curve)
-    return model, curve
+    current = store.newest_version_on_or_before(day)
+    if current is not None and not refit_due(current, day, settings.lifecycle.refit_every_days):
+        stored = store.load(current)
+    else:
+        stored = RiskVersion(*fit(settings, day, alive))
+        store.save(stored)
+    return stored.model, stored.curve
 
 
 def fit(settings: Settings, day: date, alive: Any) -> tuple[RiskModel, pa.Table]:

@@ -279,10 +279,10 @@ def _risk_figures(
     from pipeline.lifecycle.risk import RiskStore
 
     store = RiskStore(settings.paths.models)
-    version = store.newest_on_or_before(day)
+    stored = store.newest_on_or_before(day)
     model = None
-    if version is not None:
-        meta, _curve = store.load(version)
+    if stored is not None:
+        meta = stored.model
         model = {
             "version": meta.version,
             "source": meta.source,

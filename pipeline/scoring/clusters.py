@@ -1,8 +1,9 @@
 """K-means clusters of customers on log-scaled, standardized R, F and M.
 
 A model is fitted on a deterministic sample, stored as a versioned JSON artifact
-(``paths.models/kmeans/version=YYYY-MM-DD/model.json``: scaler, centroids, k, quality)
-and applied daily as nearest-centroid in SQL. Its version is its fit date. Cluster ids
+(``paths.models/kmeans/version=YYYY-MM-DD/model.json``: scaler, centroids, k, quality;
+:mod:`pipeline.model_store`) and applied daily as nearest-centroid in SQL. Its version is
+its fit date; a new one is fitted every ``clusters.refit_every_days``. Cluster ids
 stay stable across refits: new centroids are matched to the previous model's (the
 assignment that minimises the total distance), and only unmatched clusters get new ids.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,8 +20,8 @@ import duckdb
 import numpy as np
 import numpy.typing as npt
 
-from pipeline import atomic
 from pipeline.config import ClustersConfig, ScoringConfig
+from pipeline.model_store import VersionedStore
 
 FEATURES = ("log_recency", "log_frequency", "log_monetary")
 # The documents' five value classes, best first (article 7).
@@ -131,45 +132,18 @@ class ClusterModel:
         )
 
 
-class ModelStore:
-    """Model versions under ``paths.models/kmeans``."""
+class ClusterStore(VersionedStore[ClusterModel]):
+    """Model versions under ``paths.models/kmeans``, each one ``model.json``."""
 
-    def __init__(self, root: Path) -> None:
-        self.root = root / "kmeans"
+    kind = "kmeans"
+    marker = MODEL_FILE
+    title = "cluster"
 
-    def path(self, version: date) -> Path:
-        return self.root / f"version={version.isoformat()}" / MODEL_FILE
+    def write(self, model: ClusterModel, folder: Path) -> None:
+        (folder / MODEL_FILE).write_text(model.to_json(), encoding="utf-8")
 
-    def versions(self) -> list[date]:
-        if not self.root.is_dir():
-            return []
-        return sorted(
-            date.fromisoformat(child.name.removeprefix("version="))
-            for child in self.root.iterdir()
-            if child.name.startswith("version=") and (child / MODEL_FILE).is_file()
-        )
-
-    def newest_on_or_before(self, day: date) -> ClusterModel | None:
-        candidates = [version for version in self.versions() if version <= day]
-        return self.load(candidates[-1]) if candidates else None
-
-    def load(self, version: date) -> ClusterModel:
-        return ClusterModel.from_json(self.path(version).read_text(encoding="utf-8"))
-
-    def save(self, model: ClusterModel) -> Path:
-        """Write aside, then rename into place: a reader sees a whole model or none."""
-        target = self.path(model.version)
-        atomic.write_text(target, model.to_json())
-        return target
-
-
-def refit_due(model: ClusterModel | None, day: date, config: ClustersConfig) -> bool:
-    """Whether scoring ``day`` fits a new model (none yet, or the newest is too old)."""
-    if model is None:
-        return True
-    if config.refit_every_days == 0:
-        return False
-    return day - model.version >= timedelta(days=config.refit_every_days)
+    def read(self, folder: Path, version: date) -> ClusterModel:
+        return ClusterModel.from_json((folder / MODEL_FILE).read_text(encoding="utf-8"))
 
 
 def fit_sample(con: duckdb.DuckDBPyConnection, config: ClustersConfig) -> tuple[pd.DataFrame, int]:

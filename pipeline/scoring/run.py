@@ -16,7 +16,8 @@ from pipeline.config import Settings
 from pipeline.declarations import run_model
 from pipeline.duck import connect, count_rows, one_row, rows
 from pipeline.lake import Lake, write_partition
-from pipeline.scoring.clusters import ClusterModel, ModelStore, fit_model, fit_sample, refit_due
+from pipeline.model_store import refit_due
+from pipeline.scoring.clusters import ClusterModel, ClusterStore, fit_model, fit_sample
 from pipeline.scoring.customer_days import build_customer_days
 from pipeline.scoring.customer_state import Mode, build_customer_state, state_file
 from pipeline.scoring.inputs import register_model, register_parquet
@@ -138,9 +139,10 @@ def _model(
 ) -> tuple[ClusterModel | None, bool]:
     """The model in force on ``day``: the newest fitted on or before it, or a new one
     (none while no customer has purchased: there is nothing to fit on)."""
-    store = ModelStore(settings.paths.models)
+    store = ClusterStore(settings.paths.models)
     current = store.newest_on_or_before(day)
-    due = force or refit_due(current, day, settings.clusters)
+    version = current.version if current else None
+    due = force or refit_due(version, day, settings.clusters.refit_every_days)
     if not due or customers == 0:
         return current, False
     sample, population = fit_sample(con, settings.clusters)
@@ -157,7 +159,7 @@ def _population(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     return one_row(relation)
 
 
-def _before(store: ModelStore, day: date) -> ClusterModel | None:
+def _before(store: ClusterStore, day: date) -> ClusterModel | None:
     """The newest model strictly before ``day`` (what a refit of ``day`` follows)."""
     earlier = [version for version in store.versions() if version < day]
     return store.load(earlier[-1]) if earlier else None

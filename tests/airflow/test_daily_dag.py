@@ -18,7 +18,7 @@ import pytest
 from pipeline.config import load_settings
 from pipeline.demo.generate import generate
 from pipeline.publish.catalog import AUDIT_TABLE, load_catalog
-from pipeline.scoring.clusters import ModelStore
+from pipeline.scoring.clusters import ClusterStore
 from pipeline.steps import run_days
 from tests.airflow.conftest import REPO
 from tests.alerts.support import WebhookReceiver
@@ -119,7 +119,7 @@ def test_daily_runs_equal_the_command_line_and_a_rerun_changes_nothing(
     # The refit asked for: rfm_refit triggers rfm_daily for the newest published date
     # with the param refit, and writes nothing itself ...
     settings = load_settings(rfm_config)
-    models = ModelStore(settings.paths.models)
+    models = ClusterStore(settings.paths.models)
     assert models.newest_on_or_before(days[-1]).version == days[0]  # due on Wednesdays
     before = _files(root)
     trigger = _dag("rfm_refit").test()

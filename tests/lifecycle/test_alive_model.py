@@ -24,7 +24,7 @@ import pandas as pd
 import pytest
 
 from pipeline import sql
-from pipeline.config import Settings
+from pipeline.config import LifecycleConfig, Settings
 from pipeline.lifecycle import alive, btyd, judge
 from pipeline.lifecycle.alive import AliveModel, AliveStore, alive_model
 from pipeline.lifecycle.rhythm import Rhythm, kaplan_meier
@@ -214,7 +214,7 @@ def test_a_rejected_fit_is_retried_on_the_schedule_not_every_day(
 ) -> None:
     assert _in_force(purchases, settings, THREE_WEEKS) is None  # rejected
     store = AliveStore(settings.paths.models)
-    every = settings.lifecycle.refit_every_days
+    every = settings.lifecycle.alive_refit_every_days
     assert every == 7
     for offset in range(1, every):
         day = THREE_WEEKS + timedelta(days=offset)
@@ -244,6 +244,45 @@ def test_p_alive_refits_on_its_schedule_under_the_compose_settings(
     store = AliveStore(settings.paths.models)
     assert store.path(later).exists() or store.rejected_path(later).exists()
     assert refitted is not None
+
+
+def _with_schedules(settings: Settings, *, risk: int, alive: int) -> Settings:
+    lifecycle = LifecycleConfig.model_validate(
+        settings.lifecycle.model_dump()
+        | {"refit_every_days": risk, "alive_refit_every_days": alive}
+    )
+    return settings.model_copy(update={"lifecycle": lifecycle})
+
+
+def test_p_alive_follows_its_own_setting_not_the_risk_models(
+    purchases: pd.DataFrame, tmp_path: Path
+) -> None:
+    # The risk model's schedule off: P(alive) still refits on its own.
+    settings = _with_schedules(with_paths(Settings(), tmp_path / "a"), risk=0, alive=7)
+    first = _in_force(purchases, settings, FIVE_WEEKS, min_repeat_buyers=50)
+    later = _in_force(purchases, settings, QUARTER, min_repeat_buyers=50)
+    assert first is not None and first.version == FIVE_WEEKS
+    assert later is not None and later.version == QUARTER
+    # Its own schedule off (the risk model's daily): the first usable fit stays, and no
+    # later date fits again.
+    settings = _with_schedules(with_paths(Settings(), tmp_path / "b"), risk=1, alive=0)
+    first = _in_force(purchases, settings, FIVE_WEEKS, min_repeat_buyers=50)
+    assert first is not None and first.version == FIVE_WEEKS
+    assert _in_force(purchases, settings, QUARTER, min_repeat_buyers=50) == first
+    store = AliveStore(settings.paths.models)
+    assert (store.versions(), store.rejected_versions()) == ([FIVE_WEEKS], [])
+
+
+def test_with_its_schedule_off_a_rejected_fit_is_retried_daily_until_one_is_usable(
+    purchases: pd.DataFrame, settings: Settings
+) -> None:
+    settings = _with_schedules(settings, risk=7, alive=0)
+    assert _in_force(purchases, settings, THREE_WEEKS) is None  # rejected
+    next_day = THREE_WEEKS + timedelta(days=1)
+    assert _in_force(purchases, settings, next_day) is None  # tried again: rejected again
+    store = AliveStore(settings.paths.models)
+    assert store.rejected_versions() == [THREE_WEEKS, next_day]
+    assert store.versions() == []
 
 
 def test_a_healthy_fit_is_in_force_in_weeks(purchases: pd.DataFrame, settings: Settings) -> None:

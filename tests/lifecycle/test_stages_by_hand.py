@@ -354,9 +354,9 @@ def test_rerunning_a_date_gives_the_same_bytes_and_queues_no_alert_twice(
 
 def test_too_few_customers_to_backtest_fall_back_to_the_rhythm(staged: Settings) -> None:
     store = RiskStore(staged.paths.models)
-    version = store.newest_on_or_before(day(LAST))
-    assert version is not None
-    model, _curve = store.load(version)
+    stored = store.newest_on_or_before(day(LAST))
+    assert stored is not None
+    model = stored.model
     assert model.source == "rhythm_fallback" and model.estimator is None
     assert "at least 20 of each are needed" in model.reason
     assert (model.horizon_days, model.population_gap_days) == (14, 10.0)

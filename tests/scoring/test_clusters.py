@@ -40,10 +40,9 @@ from pipeline.scoring.clusters import (
     RFM_TYPES,
     VALUE_CLASSES,
     ClusterModel,
-    ModelStore,
+    ClusterStore,
     fit_model,
     fit_sample,
-    refit_due,
 )
 from pipeline.scoring.run import CLUSTER_PROFILES, MODEL_KEY, ScoreReport, score_date
 from tests.scoring.history import Line, ingest_history, segments_of, with_window
@@ -500,7 +499,7 @@ def test_json_round_trip() -> None:
 
 
 def test_store_keeps_versions_under_kmeans_version_folders(tmp_path: Path) -> None:
-    store = ModelStore(tmp_path)
+    store = ClusterStore(tmp_path)
     first = _fit(_sample(30))
     later = _fit(_sample(30, seed=1), previous=first, day=DAY0 + timedelta(days=7))
 
@@ -517,44 +516,6 @@ def test_store_keeps_versions_under_kmeans_version_folders(tmp_path: Path) -> No
     assert store.newest_on_or_before(DAY0 + timedelta(days=6)) == first
     assert store.newest_on_or_before(DAY0 + timedelta(days=30)) == later
     assert [path.name for path in (tmp_path / "kmeans").rglob("*")].count("model.json") == 2
-
-
-def _stub(version: date) -> ClusterModel:
-    return ClusterModel(
-        version=version,
-        k=1,
-        scaler_mean=[0, 0, 0],
-        scaler_scale=[1, 1, 1],
-        centroids=[],
-        profiles=[],
-    )
-
-
-@pytest.mark.parametrize(
-    ("age_days", "every", "due"),
-    [
-        (0, 7, False),
-        (6, 7, False),
-        (7, 7, True),
-        (30, 7, True),
-        (1, 1, True),
-        (0, 1, False),
-        (0, 0, False),  # 0: never on schedule, only by `refit`
-        (7, 0, False),
-        (365, 0, False),
-    ],
-)
-def test_refit_is_due_when_the_newest_model_is_old_enough(
-    age_days: int, every: int, due: bool
-) -> None:
-    config = ClustersConfig(refit_every_days=every)
-
-    assert refit_due(_stub(DAY0), DAY0 + timedelta(days=age_days), config) is due
-
-
-@pytest.mark.parametrize("every", [0, 7])
-def test_refit_is_due_when_there_is_no_model(every: int) -> None:
-    assert refit_due(None, DAY0, ClustersConfig(refit_every_days=every)) is True
 
 
 def test_refit_every_days_defaults_to_7() -> None:
@@ -599,7 +560,7 @@ def scored(tmp_path_factory: pytest.TempPathFactory) -> Scored:
     settings = with_window(with_paths(Settings(), tmp_path_factory.mktemp("clusters")), 30)
     ingest_history(settings, _history(), DAYS[0], DAYS[-1])
     reports = {day: score_date(settings, day) for day in DAYS}
-    return Scored(settings, reports, ModelStore(settings.paths.models).versions())
+    return Scored(settings, reports, ClusterStore(settings.paths.models).versions())
 
 
 @pytest.fixture
@@ -710,7 +671,7 @@ def test_rescoring_an_earlier_date_uses_the_model_in_force_then(copied: Settings
 
     assert (report.model_version, report.refitted) == (VERSIONS[1], False)
     assert segments.read_bytes() == before
-    assert ModelStore(copied.paths.models).versions() == VERSIONS
+    assert ClusterStore(copied.paths.models).versions() == VERSIONS
 
 
 def test_refit_creates_a_version_for_the_date(copied: Settings) -> None:
@@ -719,7 +680,7 @@ def test_refit_creates_a_version_for_the_date(copied: Settings) -> None:
     report = score_date(copied, day, refit=True)
 
     assert (report.model_version, report.refitted) == (day, True)
-    assert ModelStore(copied.paths.models).versions() == sorted([*VERSIONS, day])
+    assert ClusterStore(copied.paths.models).versions() == sorted([*VERSIONS, day])
     model = _model_json(copied, day)
     assert model["previous_version"] == str(VERSIONS[1])
     rows = _segment_rows(copied, day)
@@ -782,7 +743,7 @@ def test_no_model_until_a_customer_has_purchased(tmp_path: Path) -> None:
         (second, True),
         (second, False),
     ]
-    assert ModelStore(settings.paths.models).versions() == [second]
+    assert ClusterStore(settings.paths.models).versions() == [second]
     assert segments_of(settings, first) == {}
     rows = _segment_rows(settings, third)
     model = _model_json(settings, second)
