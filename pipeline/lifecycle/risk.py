@@ -43,6 +43,7 @@ from threadpoolctl import threadpool_limits
 
 from pipeline import sql
 from pipeline.config import Settings, late_span_days
+from pipeline.declarations import config_params
 from pipeline.errors import NotScoredError
 from pipeline.lake import AS_OF_KEY, Lake
 from pipeline.lifecycle import rhythm as rhythm_model
@@ -331,14 +332,11 @@ def register_features_inputs(
 
 
 def features_params(settings: Settings, day: date, population_gap_days: float) -> dict[str, Any]:
-    rules = settings.lifecycle
-    return {
+    """What lifecycle_features.sql binds: the scoring and lifecycle sections by field
+    name (it takes the ones it names), the date and the shop's gap."""
+    return config_params(settings, ("scoring", "lifecycle")) | {
         "as_of_date": day,
-        "window_days": settings.scoring.window_days,
-        "recent_days": rules.recent_days,
-        "prior_gaps": rules.prior_gaps,
         "population_gap_days": population_gap_days,
-        "returns_within_days": rules.returns_within_days,
     }
 
 

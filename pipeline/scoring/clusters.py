@@ -20,6 +20,7 @@ import duckdb
 import numpy as np
 import numpy.typing as npt
 
+from pipeline import seeds
 from pipeline.config import ClustersConfig, ScoringConfig
 from pipeline.model_store import VersionedStore
 
@@ -32,17 +33,6 @@ VALUE_CLASSES = (
     "general",
     "low-value",
 )
-# The 8 RFM types by (recent, frequent, high-spending) above the mean.
-RFM_TYPES = {
-    (True, True, True): "important value",
-    (True, False, True): "important develop",
-    (False, True, True): "important retain",
-    (False, False, True): "important win-back",
-    (True, True, False): "general value",
-    (True, False, False): "general develop",
-    (False, True, False): "general retain",
-    (False, False, False): "general win-back",
-}
 MODEL_FILE = "model.json"
 SILHOUETTE_WORKING_MB = 64
 
@@ -334,8 +324,10 @@ def _pattern(means: pd.Series, overall: pd.Series) -> tuple[str, str]:
     recent = bool(means["recency_days"] < overall["recency_days"])
     frequent = bool(means["frequency"] > overall["frequency"])
     spending = bool(means["monetary"] > overall["monetary"])
-    arrows = "".join(
-        letter + ("↑" if up else "↓")
-        for letter, up in (("R", recent), ("F", frequent), ("M", spending))
+    # The 8 RFM types by (recent, frequent, high-spending) above the mean: the seed.
+    found = next(
+        row
+        for row in seeds.rows("rfm_types")
+        if (row["r_up"], row["f_up"], row["m_up"]) == (recent, frequent, spending)
     )
-    return arrows, RFM_TYPES[(recent, frequent, spending)]
+    return str(found["rfm_pattern"]), str(found["rfm_type"])

@@ -58,3 +58,15 @@ def rfm_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             monkeypatch.delenv(key)
     monkeypatch.setenv("RFM_CONFIG", str(config))
     return config
+
+
+@pytest.fixture(autouse=True)
+def _fresh_secrets_backends() -> Iterator[None]:
+    """Airflow memoises its secrets backends per process, so the connections file that
+    one test's ``dag.test(conn_file_path=...)`` named would answer the next test's
+    lookups in the same worker (with ``--dist loadscope``, every test of a module)."""
+    from airflow.sdk.configuration import clear_secrets_backends_cache
+
+    clear_secrets_backends_cache()
+    yield
+    clear_secrets_backends_cache()

@@ -11,7 +11,6 @@ import subprocess
 import sys
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -225,8 +224,8 @@ def test_one_function_of_the_settings_and_the_date_says_when_the_clusters_refit(
 ) -> None:
     from pipeline import steps
     from pipeline.config import load_settings
+    from pipeline.model_store import refit_due as age_rule
     from pipeline.schedule.dates import refit_due
-    from pipeline.scoring.clusters import refit_due as age_rule
 
     assert steps.refit_due is refit_due  # the command line's steps ask the DAG's function
     settings = load_settings(rfm_config)  # refit_cron "0 8 * * 4", lag 1 day
@@ -240,7 +239,7 @@ def test_one_function_of_the_settings_and_the_date_says_when_the_clusters_refit(
     newest = start
     by_age = []
     for day in days[1:]:
-        if age_rule(SimpleNamespace(version=newest), day, settings.clusters):  # type: ignore[arg-type]
+        if age_rule(newest, day, settings.clusters.refit_every_days):
             by_age.append(day)
             newest = day
     assert by_age == [day for day in days[1:] if refit_due(settings, day)]

@@ -37,7 +37,6 @@ from pipeline.config import ClustersConfig, ScoringConfig, Settings
 from pipeline.lake import Lake
 from pipeline.scoring import clusters as clusters_module
 from pipeline.scoring.clusters import (
-    RFM_TYPES,
     VALUE_CLASSES,
     ClusterModel,
     ClusterStore,
@@ -268,7 +267,17 @@ def test_profiles_describe_their_centroid_and_members() -> None:
         spending = bool(means["monetary"] > overall["monetary"])
         arrows = f"R{'↑' if recent else '↓'}F{'↑' if frequent else '↓'}M{'↑' if spending else '↓'}"
         assert profile.rfm_pattern == arrows
-        assert profile.rfm_type == RFM_TYPES[(recent, frequent, spending)]
+        # The documents' 8 types by (recent, frequent, high-spending), written out here.
+        assert profile.rfm_type == {
+            (True, True, True): "important value",
+            (True, False, True): "important develop",
+            (False, True, True): "important retain",
+            (False, False, True): "important win-back",
+            (True, True, False): "general value",
+            (True, False, False): "general develop",
+            (False, True, False): "general retain",
+            (False, False, False): "general win-back",
+        }[(recent, frequent, spending)]
         assert profile.sample_customers == len(members)
         assert profile.mean_monetary == pytest.approx(means["monetary"], abs=0.01)
         # The centroid in readable units is the same position's standardized centroid.
