@@ -382,6 +382,9 @@ class LifecycleConfig(_Section):
     # The first date the lifecycle runs has no day before: customers already in danger
     # then are recorded, but alerted only if this is true (no flood on the first run).
     alert_on_first_run: bool = False
+    # Alert only danger entries with at least this value at risk (the trailing 12-month
+    # net spend, in the shop's currency); the customer still enters danger. 0: every one.
+    alert_min_value_at_risk: float = Field(default=0.0, ge=0)
 
     @model_validator(mode="after")
     def _stages_are_ordered(self) -> LifecycleConfig:

@@ -29,6 +29,9 @@ entries as (
     where stage = 'danger'
         and previous_stage is distinct from 'danger'
         and (not $first_run or $alert_on_first_run)
+        -- Only entries worth the CRM team's call: the customer still enters danger
+        -- (customer_lifecycle, stage_transitions), without an alert.
+        and greatest(window_net_amount, 0) >= $alert_min_value_at_risk
 
 ),
 
