@@ -18,6 +18,7 @@ import duckdb
 
 from pipeline import sql
 from pipeline.config import Settings, normalize_header
+from pipeline.declarations import run_model
 from pipeline.duck import connect, rows
 from pipeline.errors import BadFilesError, MissingExportError, RejectedFileError
 from pipeline.ingest import customer_master
@@ -26,7 +27,7 @@ from pipeline.ingest.files import ExportFile, FileOutcome, FoundFiles, find_expo
 from pipeline.ingest.loading import create_raw_table, load_export_file
 from pipeline.ingest.local_times import dst_ranges
 from pipeline.ingest.rates import load_exchange_rates
-from pipeline.lake import Lake, remove_partition, write_partition
+from pipeline.lake import Lake, remove_partition
 from pipeline.workspace import workspace
 
 ORDER_LINES = "order_lines"
@@ -186,7 +187,7 @@ def ingest_date(settings: Settings, day: date, progress: Progress | None = None)
             remove_partition(lake.partition_file(LEDGER, day))
             for table in LAKE_TABLES:
                 report_progress(f"writing {table}")
-                write_partition(sql.relation(con, f"lake/{table}"), lake.partition_file(table, day))
+                run_model(con, settings, f"lake/{table}", day)
             return _report(con, lake, day)
         finally:
             con.close()
@@ -249,7 +250,7 @@ def _check_attempt(
         " source_file varchar, rows_in bigint, rows_accepted bigint,"
         " rows_quarantined bigint, rows_duplicate bigint)"
     )
-    write_partition(sql.relation(con, f"lake/{FILES}"), lake.partition_file(FILES, day))
+    run_model(con, settings, f"lake/{FILES}", day)
     problems = "; ".join(outcome.error for outcome in bad) or "no sales export file matched"
     if failed:
         raise BadFilesError(
