@@ -250,9 +250,7 @@ def _parse(layer: str, table: str, raw: dict[str, Any]) -> Declaration:
             "unique_grain",
             None,
             f"grain ({key})",
-            f"count(*) - count(distinct ({key}))"
-            if len(grain) > 1
-            else f"count(*) - count(distinct {key})",
+            f"count(*) - count(distinct ({key}))",
         )
     ]
     from_columns, test_params = column_tests(columns)

@@ -33,6 +33,21 @@ DAY = date(2026, 3, 15)
 SECRET = "k"
 
 
+def _queued(
+    settings: Settings,
+    receiver: Callable[..., WebhookReceiver],
+    *,
+    alerts: int,
+    slow_seconds: float,
+) -> tuple[WebhookReceiver, Settings, list[str]]:
+    """A slow webhook receiver, settings that send to it, and ``alerts`` alerts queued."""
+    server = receiver(SECRET, slow_first=1, slow_seconds=slow_seconds)
+    settings = with_alerts(settings, webhook_url=server.url, webhook_secret=SECRET)
+    values = [f"{n}.00" for n in range(1, alerts + 1)]
+    enqueue(settings, DAY, write_alerts(settings, DAY, make_alerts(DAY, values)))
+    return server, settings, values
+
+
 def _deliver_in_process(settings: Settings, start: Any, results: Any) -> None:
     """A deliverer of its own: waits for the start, delivers, reports its counts."""
     start.wait(timeout=60)
@@ -52,10 +67,7 @@ def test_two_delivering_processes_send_each_alert_once(
     settings: Settings, receiver: Callable[..., WebhookReceiver]
 ) -> None:
     # Every first request waits 0.1 s before its answer: the two runs overlap throughout.
-    server = receiver(SECRET, slow_first=1, slow_seconds=0.1)
-    settings = with_alerts(settings, webhook_url=server.url, webhook_secret=SECRET)
-    values = [f"{n}.00" for n in range(1, 25)]
-    enqueue(settings, DAY, write_alerts(settings, DAY, make_alerts(DAY, values)))
+    server, settings, values = _queued(settings, receiver, alerts=24, slow_seconds=0.1)
     context = multiprocessing.get_context("spawn")
     start, results = context.Event(), context.Queue()
     workers = [
@@ -84,10 +96,7 @@ def test_two_delivering_processes_send_each_alert_once(
 def test_deliverers_in_threads_with_their_own_connections_send_each_alert_once(
     settings: Settings, receiver: Callable[..., WebhookReceiver]
 ) -> None:
-    server = receiver(SECRET, slow_first=1, slow_seconds=0.05)
-    settings = with_alerts(settings, webhook_url=server.url, webhook_secret=SECRET)
-    values = [f"{n}.00" for n in range(1, 21)]
-    enqueue(settings, DAY, write_alerts(settings, DAY, make_alerts(DAY, values)))
+    server, settings, values = _queued(settings, receiver, alerts=20, slow_seconds=0.05)
     barrier = threading.Barrier(4)
     reports: list[DeliveryReport] = []
 

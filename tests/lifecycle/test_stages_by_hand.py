@@ -377,9 +377,11 @@ def test_stage_episodes_join_closed_and_open_history(staged: Settings) -> None:
     con.read_parquet(
         str(lake / "customer_lifecycle" / f"as_of_date={day(LAST)}" / "data.parquet")
     ).project("*, customer_id as customer_key").create_view("customer_lifecycle")
-    relation = con.sql(sql.load("publish/views/customer_stage_episodes")).project(
-        "customer_key, stage, valid_from, valid_to"
-    ).order("customer_key, valid_from")
+    relation = (
+        con.sql(sql.load("publish/views/customer_stage_episodes"))
+        .project("customer_key, stage, valid_from, valid_to")
+        .order("customer_key, valid_from")
+    )
     episodes = [
         (stage, (start - DAY0).days, None if end is None else (end - DAY0).days)
         for customer, stage, start, end in relation.fetchall()

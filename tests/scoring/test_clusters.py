@@ -268,16 +268,19 @@ def test_profiles_describe_their_centroid_and_members() -> None:
         arrows = f"R{'↑' if recent else '↓'}F{'↑' if frequent else '↓'}M{'↑' if spending else '↓'}"
         assert profile.rfm_pattern == arrows
         # The documents' 8 types by (recent, frequent, high-spending), written out here.
-        assert profile.rfm_type == {
-            (True, True, True): "important value",
-            (True, False, True): "important develop",
-            (False, True, True): "important retain",
-            (False, False, True): "important win-back",
-            (True, True, False): "general value",
-            (True, False, False): "general develop",
-            (False, True, False): "general retain",
-            (False, False, False): "general win-back",
-        }[(recent, frequent, spending)]
+        assert (
+            profile.rfm_type
+            == {
+                (True, True, True): "important value",
+                (True, False, True): "important develop",
+                (False, True, True): "important retain",
+                (False, False, True): "important win-back",
+                (True, True, False): "general value",
+                (True, False, False): "general develop",
+                (False, True, False): "general retain",
+                (False, False, False): "general win-back",
+            }[(recent, frequent, spending)]
+        )
         assert profile.sample_customers == len(members)
         assert profile.mean_monetary == pytest.approx(means["monetary"], abs=0.01)
         # The centroid in readable units is the same position's standardized centroid.
