@@ -47,10 +47,11 @@ from bench.measure import Measurement, machine, run_measured
 from pipeline.config import Settings, load_settings
 from pipeline.lake import AS_OF_KEY, Lake
 from pipeline.lifecycle import run as lifecycle
-from pipeline.lifecycle.run import CUSTOMER_DAYS, stage_date
+from pipeline.lifecycle.run import stage_date
 from pipeline.scoring.customer_days import build_customer_days
 from pipeline.scoring.inputs import date_range
-from pipeline.scoring.run import CUSTOMER_SEGMENTS, score_date
+from pipeline.scoring.run import score_date
+from pipeline.tables import CUSTOMER_DAYS, CUSTOMER_SEGMENTS
 
 START = date(2025, 1, 1)
 

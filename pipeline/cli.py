@@ -9,6 +9,7 @@ import traceback
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import duckdb
@@ -16,17 +17,16 @@ import duckdb
 from pipeline import console, preflight, steplog, steps
 from pipeline.alerts import deliver
 from pipeline.config import Settings, config_source, load_settings
-from pipeline.demo.generate import generate
 from pipeline.errors import PipelineError
-from pipeline.ingest.status import lake_status
 from pipeline.lake import Lake
-from pipeline.lifecycle.backtest import backtest
 from pipeline.lifecycle.quality import QualityOptions, detection_quality
-from pipeline.lifecycle.run import LifecycleReport
-from pipeline.publish import PublishReport
-from pipeline.report import build_report
-from pipeline.scoring.run import ScoreReport
-from pipeline.status import pipeline_status
+
+# The step modules import scikit-learn, numpy and pandas: each command imports what it
+# runs, so that --help, status and a refused configuration answer without them.
+if TYPE_CHECKING:
+    from pipeline.lifecycle.run import LifecycleReport
+    from pipeline.publish import PublishReport
+    from pipeline.scoring.run import ScoreReport
 
 DEMO_START = date(2025, 1, 1)
 DEMO_CONFIG = """\
@@ -203,6 +203,8 @@ def alerts(context: _Context, day: date) -> None:
 @click.pass_obj
 def run(context: _Context, day: date) -> None:
     """Every step for one date: ingest, score, lifecycle, publish, deliver alerts."""
+    from pipeline.report import build_report
+
     settings = context.settings(*preflight.STEPS)
     with console.progress_bar(f"run {day}", total=len(steps.DAILY_STEPS) + 2) as bar:
 
@@ -273,6 +275,8 @@ def quality(context: _Context, truth: Path, warmup_days: int, grace_days: int) -
 def backtest_command(context: _Context, day: date, entry_window_days: int) -> None:
     """Judge the risks and stages of a past date (the date minus the risk horizon) by
     what customers did next, next to recency, BG/NBD and a 90-day rule."""
+    from pipeline.lifecycle.backtest import backtest
+
     console.backtest_report(backtest(context.settings(), day, entry_window_days))
 
 
@@ -282,6 +286,9 @@ def backtest_command(context: _Context, day: date, entry_window_days: int) -> No
 @click.pass_obj
 def backfill(context: _Context, start: date, end: date) -> None:
     """Run every step for each date from START to END, in order."""
+    from pipeline.ingest.status import lake_status
+    from pipeline.report import build_report
+
     settings = context.settings(*preflight.STEPS)
     scored, staged, published = _backfill(settings, start, end)
     console.lake_status(lake_status(Lake(settings.paths.lake), start, end))
@@ -298,6 +305,8 @@ def backfill(context: _Context, start: date, end: date) -> None:
 def report(context: _Context, day: date) -> None:
     """Build the date's HTML report (paths.published/reports/DATE.html) from the lake up to
     the date, rewrite the index of past reports beside it, and print its headline."""
+    from pipeline.report import build_report
+
     settings = context.settings("report")
     with console.progress_bar(f"report {day}", total=1) as bar:
         built = build_report(settings, day)
@@ -314,6 +323,8 @@ def status(context: _Context, start: date | None, end: date | None) -> None:
     """Show where every date stands, step by step (ingested, empty, rejected, scored,
     staged, published, alerts queued and given up), what was quarantined and why, and
     what interrupted runs left behind."""
+    from pipeline.status import pipeline_status
+
     settings = context.settings()
     status = pipeline_status(settings, start or date.min, end or date.max)
     console.pipeline_status(status, config_source(context.config_file))
@@ -338,6 +349,10 @@ def demo(directory: Path, customers: int, days: int, start: date, seed: int) -> 
     The demo keeps its own configuration, DIR/pipeline.toml (defaults, paths inside
     DIR), so that every command can be pointed at it afterwards with --config.
     """
+    from pipeline.demo.generate import generate
+    from pipeline.ingest.status import lake_status
+    from pipeline.report import build_report
+
     directory = directory.resolve()
     _clear_previous_demo(directory)
     with console.progress_bar("generate exports", total=days) as bar:

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import (
@@ -23,18 +24,19 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from pipeline.alerts import DeliveryReport
-from pipeline.demo.generate import GenerateSummary
-from pipeline.ingest.run import IngestReport
-from pipeline.ingest.status import LakeStatus
-from pipeline.lifecycle.backtest import BacktestReport
-from pipeline.lifecycle.quality import QualityReport
-from pipeline.lifecycle.run import LifecycleReport
-from pipeline.publish.leftovers import Leftovers
-from pipeline.publish.run import PublishReport
-from pipeline.report import ReportResult
-from pipeline.scoring.run import ScoreReport
-from pipeline.status import DateStatus, PipelineStatus
+if TYPE_CHECKING:  # the reports' modules import the data libraries; printing needs none
+    from pipeline.alerts import DeliveryReport
+    from pipeline.demo.generate import GenerateSummary
+    from pipeline.ingest.run import IngestReport
+    from pipeline.ingest.status import LakeStatus
+    from pipeline.lifecycle.backtest import BacktestReport
+    from pipeline.lifecycle.quality import QualityReport
+    from pipeline.lifecycle.run import LifecycleReport
+    from pipeline.publish.leftovers import Leftovers
+    from pipeline.publish.run import PublishReport
+    from pipeline.report import ReportResult
+    from pipeline.scoring.run import ScoreReport
+    from pipeline.status import DateStatus, PipelineStatus
 
 # Piped output (logs, CI) gets a fixed, wide width instead of rich's 80 columns.
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 120)

@@ -16,12 +16,10 @@ from pathlib import Path
 import duckdb
 
 from pipeline.config import Settings
-from pipeline.ingest.run import FILES, LEDGER
 from pipeline.ingest.status import LakeStatus, lake_status
 from pipeline.lake import AS_OF_KEY, Lake
-from pipeline.lifecycle.run import CUSTOMER_LIFECYCLE
 from pipeline.publish.leftovers import Leftovers, find_leftovers
-from pipeline.scoring.run import CUSTOMER_SEGMENTS
+from pipeline.tables import CUSTOMER_LIFECYCLE, CUSTOMER_SEGMENTS, FILES, LEDGER
 
 # A step's scratch folder of a date (pipeline/workspace.py), removed when the step ends.
 

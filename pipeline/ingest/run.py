@@ -28,16 +28,16 @@ from pipeline.ingest.loading import create_raw_table, load_export_file
 from pipeline.ingest.local_times import dst_ranges
 from pipeline.ingest.rates import load_exchange_rates
 from pipeline.lake import Lake, remove_partition
+from pipeline.tables import (
+    CUSTOMER_MASTER,
+    CUSTOMER_MASTER_QUARANTINE,
+    FILES,
+    LEDGER,
+    ORDER_LINES,
+    QUARANTINE,
+)
 from pipeline.workspace import workspace
 
-ORDER_LINES = "order_lines"
-QUARANTINE = "quarantined_order_lines"
-CUSTOMER_MASTER = "customer_master"
-CUSTOMER_MASTER_QUARANTINE = "quarantined_customer_master"
-# The file ledger: one row per path a pattern matched, with its outcome. Written by every
-# attempt at a date, a failed one included (it then describes that attempt).
-FILES = "ingest_files"
-LEDGER = "ingest_ledger"
 # The ledger partition is removed before and written after the others: a date with a
 # ledger partition is completely ingested, whatever moment an earlier run died at.
 LAKE_TABLES = (

@@ -10,8 +10,9 @@ import duckdb
 
 from pipeline import sql
 from pipeline.duck import rows
-from pipeline.ingest.run import FILES, LAKE_TABLES, LEDGER, QUARANTINE
+from pipeline.ingest.run import LAKE_TABLES
 from pipeline.lake import Lake
+from pipeline.tables import FILES, LEDGER, QUARANTINE
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ from pipeline.duck import connect
 from pipeline.duck import rows as fetch_rows
 from pipeline.errors import NotScoredError, PipelineError
 from pipeline.lake import AS_OF_KEY, Lake
-from pipeline.lifecycle.run import CUSTOMER_LIFECYCLE, DANGER_ALERTS
 from pipeline.scoring.inputs import register_parquet
+from pipeline.tables import CUSTOMER_LIFECYCLE, DANGER_ALERTS
 from pipeline.workspace import workspace
 
 RULES_METHOD = "customer_rules"

@@ -49,12 +49,11 @@ from pipeline.lake import AS_OF_KEY, Lake
 from pipeline.lifecycle import rhythm as rhythm_model
 from pipeline.model_store import VersionedStore, refit_due
 from pipeline.scoring.inputs import date_range, register_model, register_parquet
+from pipeline.tables import CUSTOMER_DAYS, CUSTOMER_SEGMENTS
 
 log = logging.getLogger(__name__)
 
 Source = Literal["model", "rhythm_fallback"]
-CUSTOMER_SEGMENTS = "customer_segments"
-CUSTOMER_DAYS = "customer_days"
 MODEL_FILE = "model.json"
 ESTIMATOR_FILE = "estimator.pkl"
 CURVE_FILE = "gap_curve.parquet"

@@ -31,21 +31,22 @@ from pipeline.lifecycle.risk import (
 from pipeline.lifecycle.risk_model import risk_model_row
 from pipeline.lifecycle.seeds import action_lookups
 from pipeline.scoring.inputs import register_parquet
-from pipeline.scoring.run import CUSTOMER_SEGMENTS
+from pipeline.tables import (
+    CUSTOMER_LIFECYCLE,
+    CUSTOMER_MASTER,
+    CUSTOMER_SEGMENTS,
+    CUSTOMER_STAGE_HISTORY,
+    DANGER_ALERTS,
+    RISK_MODEL,
+    STAGE_COUNTS,
+    STAGE_FLOWS,
+    STAGE_TRANSITIONS,
+)
 from pipeline.timing import Timings
 from pipeline.workspace import workspace
 
 log = logging.getLogger(__name__)
 
-CUSTOMER_LIFECYCLE = "customer_lifecycle"
-STAGE_TRANSITIONS = "stage_transitions"
-CUSTOMER_STAGE_HISTORY = "customer_stage_history"
-DANGER_ALERTS = "danger_alerts"
-RISK_MODEL = "risk_model"
-STAGE_COUNTS = "stage_counts"
-STAGE_FLOWS = "stage_flows"
-CUSTOMER_MASTER = "customer_master"
-CUSTOMER_DAYS = "customer_days"
 # Written after customer_lifecycle, from it (and the day before's).
 _DERIVED = (STAGE_TRANSITIONS, CUSTOMER_STAGE_HISTORY, DANGER_ALERTS, STAGE_COUNTS, STAGE_FLOWS)
 

@@ -34,13 +34,12 @@ from pipeline.errors import NotScoredError
 from pipeline.lake import AS_OF_KEY, Lake
 from pipeline.lifecycle import btyd
 from pipeline.scoring.inputs import register_model, register_parquet
+from pipeline.tables import CUSTOMER_DAYS, CUSTOMER_LIFECYCLE
 from pipeline.workspace import scratch_dir
 
 if TYPE_CHECKING:
     import pandas as pd
 
-CUSTOMER_DAYS = "customer_days"
-CUSTOMER_LIFECYCLE = "customer_lifecycle"
 DAYS_PER_WEEK = 7.0
 # Score column -> +1 if a higher value means more likely lost, -1 if a lower one does.
 PEERS: dict[str, int] = {

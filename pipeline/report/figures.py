@@ -14,19 +14,24 @@ from pipeline.config import Settings, late_span_days
 from pipeline.declarations import declaration, describe, run_tests
 from pipeline.duck import rows
 from pipeline.errors import NotScoredError
-from pipeline.ingest.run import FILES, LEDGER, QUARANTINE
 from pipeline.lake import AS_OF_KEY, PARTITION_KEY, Lake
-from pipeline.lifecycle.run import (
+from pipeline.publish.audit import audit_file
+from pipeline.tables import (
+    CLUSTER_PROFILES,
     CUSTOMER_DAYS,
     CUSTOMER_LIFECYCLE,
+    CUSTOMER_SEGMENTS,
     CUSTOMER_STAGE_HISTORY,
     DANGER_ALERTS,
+    FILES,
+    LEDGER,
+    MODEL_KEY,
+    QUARANTINE,
+    SEGMENT_SUMMARY,
     STAGE_COUNTS,
     STAGE_FLOWS,
     STAGE_TRANSITIONS,
 )
-from pipeline.publish.audit import audit_file
-from pipeline.scoring.run import CLUSTER_PROFILES, CUSTOMER_SEGMENTS, MODEL_KEY, SEGMENT_SUMMARY
 
 Rows = list[dict[str, Any]]
 

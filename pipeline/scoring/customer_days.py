@@ -11,10 +11,8 @@ from pipeline.declarations import run_model
 from pipeline.duck import connect
 from pipeline.lake import AS_OF_KEY, Lake, remove_partition
 from pipeline.scoring.inputs import register_model, register_order_lines, require_ingested
+from pipeline.tables import CUSTOMER_DAYS, CUSTOMER_STATE
 from pipeline.workspace import workspace
-
-CUSTOMER_DAYS = "customer_days"
-CUSTOMER_STATE = "customer_state"  # under paths.state; see customer_state.py
 
 
 def build_customer_days(settings: Settings, day: date) -> int:

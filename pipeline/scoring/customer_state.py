@@ -16,9 +16,8 @@ import duckdb
 
 from pipeline.config import Settings, late_span_days
 from pipeline.declarations import run_model
-from pipeline.ingest.run import LEDGER
 from pipeline.lake import AS_OF_KEY, Lake, remove_partition
-from pipeline.scoring.customer_days import CUSTOMER_DAYS, CUSTOMER_STATE, build_customer_days
+from pipeline.scoring.customer_days import build_customer_days
 from pipeline.scoring.inputs import (
     date_range,
     ingested_dates,
@@ -26,6 +25,7 @@ from pipeline.scoring.inputs import (
     register_order_lines,
     register_parquet,
 )
+from pipeline.tables import CUSTOMER_DAYS, CUSTOMER_STATE, LEDGER
 
 Mode = Literal["incremental", "full"]
 

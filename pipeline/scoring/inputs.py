@@ -10,8 +10,8 @@ import duckdb
 
 from pipeline import sql
 from pipeline.errors import NotIngestedError
-from pipeline.ingest.run import LEDGER, ORDER_LINES
 from pipeline.lake import Lake
+from pipeline.tables import LEDGER, ORDER_LINES
 
 
 def require_ingested(lake: Lake, day: date) -> None:

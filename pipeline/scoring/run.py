@@ -22,6 +22,7 @@ from pipeline.scoring.customer_days import build_customer_days
 from pipeline.scoring.customer_state import Mode, build_customer_state, state_file
 from pipeline.scoring.inputs import register_model, register_parquet
 from pipeline.scoring.seeds import segment_lookups
+from pipeline.tables import CLUSTER_PROFILES, MODEL_KEY
 from pipeline.timing import Timings
 from pipeline.workspace import workspace
 
@@ -34,10 +35,6 @@ NO_MODEL: dict[str, Any] = {
     "cluster_names": [""],
     "model_version": None,
 }
-CUSTOMER_SEGMENTS = "customer_segments"
-SEGMENT_SUMMARY = "segment_summary"
-CLUSTER_PROFILES = "cluster_profiles"
-MODEL_KEY = "model_version"
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,8 @@ from pipeline.scoring.clusters import (
     fit_model,
     fit_sample,
 )
-from pipeline.scoring.run import CLUSTER_PROFILES, MODEL_KEY, ScoreReport, score_date
+from pipeline.scoring.run import ScoreReport, score_date
+from pipeline.tables import CLUSTER_PROFILES, MODEL_KEY
 from tests.scoring.history import Line, ingest_history, segments_of, with_window
 from tests.support import read_lake, with_paths
 

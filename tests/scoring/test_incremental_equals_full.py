@@ -18,7 +18,8 @@ from pipeline.demo.generate import generate
 from pipeline.ingest.run import ingest_date
 from pipeline.lake import AS_OF_KEY, Lake
 from pipeline.scoring.customer_state import state_file
-from pipeline.scoring.run import CUSTOMER_SEGMENTS, SEGMENT_SUMMARY, score_date
+from pipeline.scoring.run import score_date
+from pipeline.tables import CUSTOMER_SEGMENTS, SEGMENT_SUMMARY
 from tests.scoring.history import with_window, write_late_uploads
 from tests.support import with_paths
 
