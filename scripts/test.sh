@@ -6,12 +6,14 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/bootstrap.sh
 
 marker=(-m "not slow")
+profile=()
 if [ "${1:-}" = "--all" ]; then
     marker=()
+    profile=(--hypothesis-profile=thorough)  # more examples per property (tests/conftest.py)
     shift
 fi
 
 .venv/bin/ruff check .
 .venv/bin/mypy
 # loadscope: a module's tests share one worker, so a module fixture is built once.
-exec .venv/bin/pytest -n auto --dist loadscope "${marker[@]}" "$@"
+exec .venv/bin/pytest -n auto --dist loadscope "${marker[@]}" "${profile[@]}" "$@"

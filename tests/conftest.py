@@ -6,11 +6,23 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 from pipeline.config import Settings, load_settings
 from tests.support import with_paths
 
 pytest_plugins = ["tests.postgres"]
+
+# Property tests run each example through real DuckDB steps: a few examples by default,
+# many under `scripts/test.sh --all` (--hypothesis-profile=thorough), which CI runs.
+_PROFILE = {
+    "deadline": None,
+    "suppress_health_check": [HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+}
+hypothesis_settings.register_profile("default", max_examples=8, **_PROFILE)
+hypothesis_settings.register_profile("thorough", max_examples=30, **_PROFILE)
+hypothesis_settings.load_profile("default")
 
 
 @pytest.fixture

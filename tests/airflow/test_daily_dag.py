@@ -52,6 +52,7 @@ def _states(run: Any) -> dict[str, str]:
     return {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
 
 
+@pytest.mark.slow  # three whole days through Airflow and through the CLI
 def test_daily_runs_equal_the_command_line_and_a_rerun_changes_nothing(
     airflow_db: Path, rfm_config: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:

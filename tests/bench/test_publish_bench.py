@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.support import printed_table, run_module
+
+pytestmark = pytest.mark.slow  # runs the benchmark command end to end
 
 
 def test_bench_runs_the_first_and_daily_publish_and_its_rerun(tmp_path: Path) -> None:

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.support import run_module
+
+pytestmark = pytest.mark.slow  # runs the benchmark command end to end
 
 
 def test_bench_runs_the_daily_step_the_full_recompute_and_the_floor(tmp_path: Path) -> None:

@@ -10,6 +10,9 @@ tested instead:
 
     ```bash skip-docs-test: starts a server and waits for Ctrl-C (test_airflow_standalone.py)
 
+A block of many commands that takes a minute says so (``slow-docs-test: why``): it runs
+with the slow suites (``scripts/test.sh --all``, which CI runs).
+
 Shell blocks run with ``bash -euo pipefail``: every command must succeed.
 """
 
@@ -30,6 +33,7 @@ REPO = Path(__file__).resolve().parents[2]
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 RUN = {"bash": "bash", "sh": "bash", "shell": "bash", "python": "python"}
 SKIP = "skip-docs-test:"
+SLOW = "slow-docs-test:"
 FENCE = re.compile(r"^```([^\n]*)\n(.*?)^```", re.MULTILINE | re.DOTALL)
 # What a checkout holds that the snippets use (data/ is made below).
 LINKED = (".venv", "scripts", "pipeline", "sql", "dags", "bench", "docs", "tests",
@@ -54,6 +58,10 @@ class Snippet:
     def skip_reason(self) -> str | None:
         _, marker, reason = self.info.partition(SKIP)
         return reason.strip() if marker else None
+
+    @property
+    def slow(self) -> bool:
+        return SLOW in self.info
 
 
 def snippets() -> list[Snippet]:
@@ -111,7 +119,13 @@ def _env(root: Path) -> dict[str, str]:
     }
 
 
-@pytest.mark.parametrize("snippet", SNIPPETS, ids=[snippet.id for snippet in SNIPPETS])
+@pytest.mark.parametrize(
+    "snippet",
+    [
+        pytest.param(snippet, id=snippet.id, marks=[pytest.mark.slow] if snippet.slow else [])
+        for snippet in SNIPPETS
+    ],
+)
 def test_snippet_runs_as_printed(snippet: Snippet, playground: Path, tmp_path: Path) -> None:
     if snippet.skip_reason is not None:
         pytest.skip(snippet.skip_reason)

@@ -7,8 +7,7 @@ import shutil
 from datetime import date
 from pathlib import Path
 
-from hypothesis import HealthCheck, given
-from hypothesis import settings as hypothesis_settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from pipeline.config import Settings, load_settings
@@ -53,9 +52,6 @@ def _write(path: Path, lines: list[tuple[str, ...]]) -> None:
         writer.writerows(lines)
 
 
-@hypothesis_settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
 @given(first=rows, second=rows)
 def test_every_row_lands_exactly_once(
     tmp_path_factory, first: list[tuple[str, ...]], second: list[tuple[str, ...]]

@@ -75,6 +75,8 @@ from pipeline.scoring.run import score_date
 from tests.scoring.history import Line, ingest_history
 from tests.support import read_lake, with_paths, write_csv
 
+pytestmark = pytest.mark.slow  # 128 days through every step; the rules themselves are unit-tested in sql/lifecycle/customer_lifecycle.toml
+
 DAY0 = date(2025, 1, 1)
 FIRST_RUN, LAST = 50, 127
 RULES = LifecycleConfig(

@@ -91,6 +91,7 @@ def test_postgres_serves_exactly_what_the_serving_file_serves(
             assert in_duckdb or table in ("danger_alerts",), f"{table} is empty"
 
 
+@pytest.mark.slow  # a reader loop across repeated publishes
 def test_readers_in_a_loop_see_only_whole_versions_during_repeated_publishes(
     settings: Settings, postgres_url: str
 ) -> None:

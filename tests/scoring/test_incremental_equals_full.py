@@ -23,6 +23,8 @@ from pipeline.tables import CUSTOMER_SEGMENTS, SEGMENT_SUMMARY
 from tests.scoring.history import with_window, write_late_uploads
 from tests.support import with_paths
 
+pytestmark = pytest.mark.slow  # byte identity over a long history; the two queries agree row for row in sql/scoring/customer_state.toml
+
 START = date(2025, 3, 1)
 DAYS = 100
 END = START + timedelta(days=DAYS - 1)

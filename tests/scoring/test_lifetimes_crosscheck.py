@@ -46,6 +46,8 @@ from pipeline.ingest.run import ingest_date
 from pipeline.scoring.run import score_date
 from tests.support import WEB_HEADER, read_lake, with_paths, write_csv
 
+pytestmark = pytest.mark.slow  # a cross-check against the lifetimes library over a whole history
+
 with warnings.catch_warnings():
     # lifetimes 0.11.3 sets pandas' mode.chained_assignment on import, deprecated in pandas 3.
     warnings.simplefilter("ignore", DeprecationWarning)

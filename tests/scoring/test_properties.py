@@ -28,8 +28,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from hypothesis import HealthCheck, given
-from hypothesis import settings as hypothesis_settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from pipeline.config import Settings
@@ -65,9 +64,6 @@ DERIVED = (
     "segment",
     "cluster_id",
     "cluster_name",
-)
-EXAMPLE = hypothesis_settings(
-    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 
 
@@ -229,19 +225,16 @@ def _assert_order_changes_nothing(history: History, data: st.DataObject) -> None
     assert actual_summary == expected_summary
 
 
-@EXAMPLE
 @given(history=histories())
 def test_scores_cells_and_segments_stay_in_range(history: History) -> None:
     _assert_scores_in_range(history, _scored_history(history))
 
 
-@hypothesis_settings(EXAMPLE, max_examples=20)
 @given(history=histories(), data=st.data())
 def test_line_order_and_file_split_change_nothing(history: History, data: st.DataObject) -> None:
     _assert_order_changes_nothing(history, data)
 
 
-@EXAMPLE
 @given(history=histories())
 def test_better_on_r_f_and_m_never_scores_lower(history: History) -> None:
     _assert_dominance(_scored_history(history))
