@@ -12,7 +12,7 @@ import codecs
 import os
 from datetime import date
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -302,10 +302,6 @@ class ClustersConfig(_Section):
     k: int = Field(default=5, ge=0, le=20)
     k_min: int = Field(default=3, ge=2, le=20)
     k_max: int = Field(default=8, ge=2, le=20)
-    # score_date's own rule, for a caller of it alone: a new model when the newest is
-    # this many days old; 0: only by `refit`. The daily run (the command line's run,
-    # backfill and score, rfm_daily) sets it aside: schedule.refit_cron decides.
-    refit_every_days: int = Field(default=7, ge=0, le=366)
     # Customers the model is fitted on (a deterministic hash sample beyond this).
     sample_size: int = Field(default=200_000, ge=100)
     # Customers of the sample the silhouette is measured on (it is quadratic).
@@ -318,6 +314,17 @@ class ClustersConfig(_Section):
         if self.k_min > self.k_max:
             raise ValueError(f"k_min ({self.k_min}) is above k_max ({self.k_max})")
         return self
+
+    @model_validator(mode="before")
+    @classmethod
+    def _removed_settings(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "refit_every_days" in data:
+            raise ValueError(
+                "clusters.refit_every_days was removed: schedule.refit_cron decides when "
+                "the cluster model is refitted, for Airflow and the command line alike "
+                "(docs/airflow.md); delete the setting"
+            )
+        return data
 
 
 class LifecycleConfig(_Section):
@@ -528,7 +535,7 @@ class ScheduleConfig(_Section):
     # The one refit schedule of the cluster model: a run whose day (the business date
     # plus export_lag_days, in source.timezone) this cron fires on refits the clusters
     # before scoring, in rfm_daily and in the command line's run, backfill and score
-    # alike (pipeline.steps.refit_due); clusters.refit_every_days is set aside. Only the
+    # alike (pipeline.steps.refit_due). Only the
     # day counts. Thursdays' runs, so business dates on Wednesdays: weekly, and the same
     # dates as the model-age rule it replaced gave the demo and the CDNOW harness (both
     # start on a Wednesday), so their outputs did not change.

@@ -70,25 +70,17 @@ def score(
     days come from the step before.
 
     The model is refitted as of ``day`` when ``refit`` says so, or, when it is None,
-    when :func:`refit_due` (``schedule.refit_cron``) does: nowhere else. The scoring's own age rule
-    (``clusters.refit_every_days``) is set aside, so the command line and rfm_daily
-    refit on the same dates; the first model is fitted whenever there is none.
+    when :func:`refit_due` (``schedule.refit_cron``) does: nowhere else, so the command
+    line and rfm_daily refit on the same dates; the first model is fitted whenever there
+    is none.
     """
     from pipeline.scoring.run import score_date
 
     if refit is None:
         refit = refit_due(settings, day)
-    report = score_date(
-        _one_refit_schedule(settings), day, full=full, refit=refit, customer_days=False
-    )
+    report = score_date(settings, day, full=full, refit=refit, customer_days=False)
     steplog.scored(report)
     return report
-
-
-def _one_refit_schedule(settings: Settings) -> Settings:
-    """``settings`` without the cluster model's age rule (0: fit only when asked)."""
-    clusters = settings.clusters.model_copy(update={"refit_every_days": 0})
-    return settings.model_copy(update={"clusters": clusters})
 
 
 def lifecycle(settings: Settings, day: date) -> LifecycleReport:

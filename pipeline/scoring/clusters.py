@@ -3,7 +3,8 @@
 A model is fitted on a deterministic sample, stored as a versioned JSON artifact
 (``paths.models/kmeans/version=YYYY-MM-DD/model.json``: scaler, centroids, k, quality;
 :mod:`pipeline.model_store`) and applied daily as nearest-centroid in SQL. Its version is
-its fit date; a new one is fitted every ``clusters.refit_every_days``. Cluster ids
+its fit date; a new one is fitted when asked (``schedule.refit_cron`` decides for the
+daily run: :func:`pipeline.steps.refit_due`) or when there is none. Cluster ids
 stay stable across refits: new centroids are matched to the previous model's (the
 assignment that minimises the total distance), and only unmatched clusters get new ids.
 """

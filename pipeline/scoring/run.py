@@ -16,7 +16,6 @@ from pipeline.config import Settings
 from pipeline.declarations import run_model
 from pipeline.duck import connect, count_rows, one_row, rows
 from pipeline.lake import Lake, write_partition
-from pipeline.model_store import refit_due
 from pipeline.scoring.clusters import ClusterModel, ClusterStore, fit_model, fit_sample
 from pipeline.scoring.customer_days import build_customer_days
 from pipeline.scoring.customer_state import Mode, build_customer_state, state_file
@@ -62,7 +61,9 @@ def score_date(
     """Rebuild ``day``'s customer days, then its state, clusters and segment tables.
 
     ``full`` recomputes the state from every order line instead of the day before's;
-    ``refit`` fits a new cluster model as of ``day`` whatever the schedule says;
+    ``refit`` fits a new cluster model as of ``day`` (the schedule is the caller's:
+    :func:`pipeline.steps.refit_due`); without it the newest model on or before ``day``
+    is used, and one is fitted only when there is none;
     ``customer_days=False`` skips rebuilding the date's customer days, for a caller that
     has just built them (``build_customer_days``, the DAG's task of its own).
 
@@ -135,11 +136,11 @@ def _model(
     customers: int,
 ) -> tuple[ClusterModel | None, bool]:
     """The model in force on ``day``: the newest fitted on or before it, or a new one
-    (none while no customer has purchased: there is nothing to fit on)."""
+    when asked (``force``) or when there is none yet (none while no customer has
+    purchased: there is nothing to fit on)."""
     store = ClusterStore(settings.paths.models)
     current = store.newest_on_or_before(day)
-    version = current.version if current else None
-    due = force or refit_due(version, day, settings.clusters.refit_every_days)
+    due = force or current is None
     if not due or customers == 0:
         return current, False
     sample, population = fit_sample(con, settings.clusters)

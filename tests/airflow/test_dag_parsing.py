@@ -232,14 +232,14 @@ def test_one_function_of_the_settings_and_the_date_says_when_the_clusters_refit(
     assert [
         day for day in (date(2026, 11, d) for d in range(1, 31)) if refit_due(settings, day)
     ] == [date(2026, 11, d) for d in (4, 11, 18, 25)]  # Wednesdays: their runs on Thursdays
-    # The demo starts on Wednesday 2025-01-01: the dates the model-age rule (7 days, the
-    # scoring's own, now set aside by the steps) refitted on, so the demo is unchanged.
+    # The demo starts on Wednesday 2025-01-01: the dates the 7-day model-age rule it
+    # replaced refitted on, so the demo's outputs did not change.
     start = date(2025, 1, 1)
     days = [start + timedelta(days=n) for n in range(365)]
     newest = start
     by_age = []
     for day in days[1:]:
-        if age_rule(newest, day, settings.clusters.refit_every_days):
+        if age_rule(newest, day, 7):
             by_age.append(day)
             newest = day
     assert by_age == [day for day in days[1:] if refit_due(settings, day)]

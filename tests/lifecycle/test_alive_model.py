@@ -228,15 +228,14 @@ def test_a_rejected_fit_is_retried_on_the_schedule_not_every_day(
 def test_p_alive_refits_on_its_schedule_under_the_compose_settings(
     purchases: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """docker-compose.yml turns the clusters' refit off (the refit DAG owns it); P(alive)
-    keeps its own schedule."""
+    """docker-compose.yml's settings parse, and P(alive) keeps its own schedule under
+    them."""
     dotenv = {k: v or "s3cret" for k, v in read_env_file(REPO / ".env.example").items()}
     scheduler = interpolate_tree(load_compose(), dotenv)["services"]["airflow-scheduler"]
     for key, value in environment(scheduler).items():
         if key.startswith("RFM_") and not key.startswith("RFM_PATHS__"):
             monkeypatch.setenv(key, value)
     settings = with_paths(Settings(), tmp_path)
-    assert settings.clusters.refit_every_days == 0
     first = _in_force(purchases, settings, FIVE_WEEKS, min_repeat_buyers=50)
     assert first is not None and first.version == FIVE_WEEKS
     later = QUARTER

@@ -44,6 +44,7 @@ from pipeline.scoring.clusters import (
     fit_sample,
 )
 from pipeline.scoring.run import ScoreReport, score_date
+from pipeline.steps import refit_due
 from pipeline.tables import CLUSTER_PROFILES, MODEL_KEY
 from tests.scoring.history import Line, ingest_history, segments_of, with_window
 from tests.support import read_lake, with_paths
@@ -531,15 +532,16 @@ def test_store_keeps_versions_under_kmeans_version_folders(tmp_path: Path) -> No
     assert [path.name for path in (tmp_path / "kmeans").rglob("*")].count("model.json") == 2
 
 
-def test_refit_every_days_defaults_to_7() -> None:
-    assert ClustersConfig().refit_every_days == 7
+def test_the_removed_refit_every_days_is_refused_with_a_reason() -> None:
+    with pytest.raises(ValueError, match=r"refit_every_days was removed.*refit_cron"):
+        ClustersConfig.model_validate({"refit_every_days": 7})
 
 
 # --- through the pipeline ------------------------------------------------------------
 
 START = date(2025, 3, 3)
 DAYS = [START + timedelta(days=offset) for offset in range(20)]
-VERSIONS = [DAYS[0], DAYS[7], DAYS[14]]  # the first day, then every 7 days
+VERSIONS = [DAYS[0], DAYS[7], DAYS[14]]  # the first day, then the schedule's Mondays
 
 
 def _history() -> list[Line]:
@@ -571,8 +573,11 @@ class Scored:
 @pytest.fixture(scope="module")
 def scored(tmp_path_factory: pytest.TempPathFactory) -> Scored:
     settings = with_window(with_paths(Settings(), tmp_path_factory.mktemp("clusters")), 30)
+    # Tuesdays' runs refit, so business dates on Mondays (export lag 1 day).
+    schedule = settings.schedule.model_copy(update={"refit_cron": "0 8 * * 2"})
+    settings = settings.model_copy(update={"schedule": schedule})
     ingest_history(settings, _history(), DAYS[0], DAYS[-1])
-    reports = {day: score_date(settings, day) for day in DAYS}
+    reports = {day: score_date(settings, day, refit=refit_due(settings, day)) for day in DAYS}
     return Scored(settings, reports, ClusterStore(settings.paths.models).versions())
 
 

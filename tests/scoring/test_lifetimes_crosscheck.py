@@ -40,7 +40,7 @@ from decimal import Decimal
 import pandas as pd
 import pytest
 
-from pipeline.config import ClustersConfig, ScoringConfig, Settings
+from pipeline.config import ScoringConfig, Settings
 from pipeline.demo.generate import generate
 from pipeline.ingest.run import ingest_date
 from pipeline.scoring.run import score_date
@@ -111,8 +111,6 @@ def scored(tmp_path_factory: pytest.TempPathFactory) -> Scored:
     settings = with_paths(Settings(), root).model_copy(
         update={
             "scoring": ScoringConfig(window_days=WINDOW),
-            # R, F and M do not depend on the clusters: fit them once, not weekly.
-            "clusters": ClustersConfig(refit_every_days=0),
         }
     )
     _write_extra_exports(settings)
