@@ -16,6 +16,7 @@ files in the published folder are work in progress and are not listed.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -61,10 +62,11 @@ def find_leftovers(settings: Settings, check_postgres: bool = True) -> Leftovers
     with _try_publish_lock(settings.paths.state) as free:
         if not free:
             return Leftovers(scratch=scratch, publish_running=True)
+        temporaries, orphans = _temporaries_and_orphans(settings)
         return Leftovers(
             scratch=scratch,
-            temporaries=_temporaries(settings),
-            orphans=_orphans(settings.paths.published),
+            temporaries=temporaries,
+            orphans=orphans,
             targets_behind=_targets_behind(settings, check_postgres),
         )
 
@@ -73,11 +75,8 @@ def clear_leftovers(settings: Settings) -> Leftovers:
     """Remove the scratch folders, temporaries and orphans killed runs left; what was
     removed. Call it holding ``publish_lock`` (a publish does, first)."""
     scratch = stale_scratch(settings.paths.state, remove=True)
-    found = Leftovers(
-        scratch=scratch,
-        temporaries=_temporaries(settings),
-        orphans=_orphans(settings.paths.published),
-    )
+    temporaries, orphans = _temporaries_and_orphans(settings)
+    found = Leftovers(scratch=scratch, temporaries=temporaries, orphans=orphans)
     for path in [*found.temporaries, *found.orphans]:
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
@@ -101,29 +100,29 @@ def _try_publish_lock(state: Path) -> Iterator[bool]:
         yield free
 
 
-def _temporaries(settings: Settings) -> list[Path]:
+def _temporaries_and_orphans(settings: Settings) -> tuple[list[Path], list[Path]]:
+    """Half-written files and serving files never switched in; files under snapshots/
+    the catalog names neither as live nor as retired. One walk of the published folder
+    (it holds every kept version of every table, and each publish lists it), with
+    relative paths as strings, the catalog's spelling."""
     published = settings.paths.published
     if not published.is_dir():
-        return []
-    found = set(serving_leftovers(published, settings.publish))
-    found.update(path for path in published.rglob(".*.tmp") if path.is_file())
-    return sorted(found)
-
-
-def _orphans(published: Path) -> list[Path]:
-    snapshots = published / SNAPSHOTS
-    if not snapshots.is_dir():
-        return []
+        return [], []
     catalog = load_catalog(published)
-    named = {
-        published / entry.file for dates in catalog.tables.values() for entry in dates.values()
-    }
-    named.update(published / file for file, _ in catalog.retired)
-    return sorted(
-        path
-        for path in snapshots.rglob("*")
-        if path.is_file() and path not in named and not path.name.endswith(".tmp")
-    )
+    named = {entry.file for dates in catalog.tables.values() for entry in dates.values()}
+    named.update(file for file, _ in catalog.retired)
+    temporaries = set(serving_leftovers(published, settings.publish))
+    orphans = []
+    for folder, _, files in os.walk(published):
+        prefix = os.path.relpath(folder, published).replace(os.sep, "/")
+        for name in files:
+            relative = name if prefix == "." else f"{prefix}/{name}"
+            if name.endswith(".tmp"):
+                if name.startswith("."):
+                    temporaries.add(published / relative)
+            elif relative.startswith(f"{SNAPSHOTS}/") and relative not in named:
+                orphans.append(published / relative)
+    return sorted(temporaries), sorted(orphans)
 
 
 def _targets_behind(settings: Settings, check_postgres: bool) -> list[str]:
