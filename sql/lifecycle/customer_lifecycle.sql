@@ -157,7 +157,9 @@ staged as (
         case
             when last_purchase_date is null then 'prospect'
             when previous_stage = 'interruption' and not purchased_since then 'interruption'
-            when ($first_run or previous_stage = 'termination')
+            -- A purchase since yesterday, even a late-arriving one dated weeks back,
+            -- ends termination: it is a win-back below, never an interruption.
+            when ($first_run or previous_stage = 'termination' and not purchased_since)
                 and rhythm_percentile >= $interruption_percentile
                 and silence_in_gaps >= $interruption_min_gaps
                 and risk >= $termination_risk then 'interruption'
