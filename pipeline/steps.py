@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline import steplog
 from pipeline.schedule.dates import refit_due as refit_due  # the one refit schedule
-from pipeline.timing import Timings
 
 if TYPE_CHECKING:
     from pipeline.config import Settings
@@ -111,14 +110,20 @@ _BODIES: dict[str, Callable[..., Any]] = {
 }
 
 
-def run_step(settings: Settings, name: str, day: date, **options: Any) -> Any:
-    """One step of ``day``, timed, logged and added to the date's run record."""
-    from pipeline.report.runs import record_step
-
+def _timed(settings: Settings, name: str, day: date, **options: Any) -> tuple[Any, float]:
+    """One step of ``day``, logged with its wall time; returns its report and seconds."""
     started = time.perf_counter()
     report = _BODIES[name](settings, day, **options)
     seconds = round(time.perf_counter() - started, 3)
     steplog.step_done(name, day, seconds)
+    return report, seconds
+
+
+def run_step(settings: Settings, name: str, day: date, **options: Any) -> Any:
+    """One step of ``day``, timed, logged and added to the date's run record."""
+    from pipeline.report.runs import record_step
+
+    report, seconds = _timed(settings, name, day, **options)
     record_step(settings, day, name, seconds, first=name == DAILY_STEPS[0])
     return report
 
@@ -136,16 +141,14 @@ def run_day(
     """
     from pipeline.report.runs import record_run
 
-    timings = Timings()
+    seconds: dict[str, float] = {}
     reports: dict[str, Any] = {}
     for name in DAILY_STEPS:
         if on_step:
             on_step(name)
         options = {"progress": progress} if name == "ingest" else {}
-        with timings.phase(name):
-            reports[name] = _BODIES[name](settings, day, **options)
-        steplog.step_done(name, day, timings.seconds[name])
-    record_run(settings, day, timings.seconds)
+        reports[name], seconds[name] = _timed(settings, name, day, **options)
+    record_run(settings, day, seconds)
     return DayReports(
         ingest=reports["ingest"],
         score=reports["score"],
