@@ -13,12 +13,10 @@ import duckdb
 import psycopg
 from psycopg import sql as pg
 
+from pipeline import steps
 from pipeline.config import PublishConfig, Settings
 from pipeline.demo.generate import generate
-from pipeline.ingest.run import ingest_date
-from pipeline.lifecycle.run import stage_date
 from pipeline.publish.catalog import load_catalog
-from pipeline.scoring.run import score_date
 from tests.support import with_paths
 
 START = date(2025, 1, 1)
@@ -32,13 +30,15 @@ def day(n: int) -> date:
 
 
 def build_history(root: Path, customers: int = 300, days: int = DAYS) -> Path:
-    """Generate the demo's exports and run ingest, score and lifecycle for every date."""
+    """Generate the demo's exports and run every step of the daily run but the publish
+    for every date: the same steps as ``rfm-pipeline run`` (the crash tests re-run dates
+    with it and expect the same bytes), the cluster model refitted on the same dates."""
     generate(root, start=START, days=days, customers=customers, seed=5)
     settings = with_paths(Settings(), root)
     for n in range(days):
-        ingest_date(settings, day(n))
-        score_date(settings, day(n))
-        stage_date(settings, day(n))
+        for name in steps.DAILY_STEPS:
+            if name != "publish":
+                steps.run_step(settings, name, day(n))
     return root
 
 
