@@ -1,16 +1,30 @@
 """Every table declared once, beside the SQL that writes it, and run by one function.
 
 ``sql/<layer>/<table>.toml`` says what ``sql/<layer>/<table>.sql`` (or the queries it
-names) produces: the table, the folder it lives in (``store``: the lake, or the working
-``state``), its partition key and grain, the views the SQL reads, the configuration
-sections it binds, and its data tests: per column ``not_null``, ``accepted_values`` or
-``accepted_from`` a seed, ``range``; per table singular tests, each a SQL expression
-counting failing rows. The published tables' contracts (``sql/publish/*.toml``) state
-their columns in the same words.
+names) produces: how it is materialized, the folder it lives in (``store``: the lake, or
+the working ``state``), its partition key and grain, the views the SQL reads, the
+configuration sections it binds, and its data tests: per column ``not_null``,
+``accepted_values`` or ``accepted_from`` a seed, ``range``; per table singular tests,
+each a SQL expression counting failing rows. The published tables' contracts
+(``sql/publish/*.toml``) state their columns in the same words.
+
+``materialized`` is ``"partition"`` (the default: a table of the lake or the state, one
+Parquet partition per date) or, for an intermediate model that lives only in a step's
+connection, ``"view"`` or ``"temp_table"`` (dbt's ephemeral models and SQLMesh's VIEW
+kind; no store, no partition key).
 
 ``run_model`` is the step skeleton written once: bind the declared configuration and the
 caller's values, write the partition atomically, run the declared tests over what was
-written, and remove the partition again if any fails.
+written, and remove the partition again if any fails. ``build_intermediate`` builds an
+intermediate model in a step's connection, once its declared inputs are there; its data
+tests run on the outputs of its unit tests (tests/models).
+
+A unit test gives each input the query reads as rows (``given.<view> = [...]``; a key a
+row leaves out is null there), as ``{ rows = [...], types = { column = "DATE" } }`` when
+a column has no value in any row or the input is empty (TOML has no null), or as
+``{ query = "lifecycle/no_previous_lifecycle" }``, a query of the project (the stand-in a
+step registers on a first run). Its output must equal ``expect`` in the columns named
+there and pass the model's declared data tests.
 """
 
 from __future__ import annotations
@@ -18,7 +32,7 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from functools import cache
 from pathlib import Path
@@ -37,6 +51,7 @@ _IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _TYPE = re.compile(r"^[A-Z][A-Z ]*(\(\d+(, ?\d+)?\))?$")
 _SEED_REFERENCE = re.compile(r"^([a-z0-9_]+)\.csv:([a-z0-9_]+)$")
 _STORES = ("lake", "state")
+_MATERIALIZED = ("partition", "view", "temp_table")
 _SECTIONS = ("ingest", "scoring", "clusters", "lifecycle")
 
 
@@ -153,6 +168,18 @@ def _count(where: str) -> str:
 
 
 @dataclass(frozen=True)
+class Given:
+    """One input of a unit test: rows (a key a row leaves out is null there), the SQL
+    types of columns no row gives a value (TOML has no null: an all-null column, or an
+    empty view), or one of the project's own queries (``query``, e.g. the empty stand-in
+    a step registers on a first run)."""
+
+    rows: tuple[Mapping[str, Any], ...] = ()
+    types: Mapping[str, str] = field(default_factory=dict)
+    query: str = ""
+
+
+@dataclass(frozen=True)
 class UnitTest:
     """Given rows for the views a query reads and parameters, the rows it must return
     (only the columns listed, in the query's order): a model test on in-memory DuckDB."""
@@ -160,7 +187,7 @@ class UnitTest:
     name: str
     query: str
     params: Mapping[str, Any]
-    given: Mapping[str, tuple[Mapping[str, Any], ...]]
+    given: Mapping[str, Given]
     expect: tuple[Mapping[str, Any], ...]
 
 
@@ -171,8 +198,9 @@ class Declaration:
     layer: str
     table: str
     description: str
-    store: str  # "lake" or "state": which configured folder holds it
-    partition_by: str
+    materialized: str  # "partition", or "view"/"temp_table" for an intermediate model
+    store: str  # "lake" or "state": which configured folder holds a partitioned table
+    partition_by: str  # "" for an intermediate model
     grain: tuple[str, ...]
     queries: tuple[str, ...]  # the models that may write it, "layer/name"
     inputs: tuple[str, ...]  # the views its SQL reads
@@ -186,6 +214,10 @@ class Declaration:
     @property
     def model(self) -> str:
         return f"{self.layer}/{self.table}"
+
+    @property
+    def intermediate(self) -> bool:
+        return self.materialized != "partition"
 
     def folder(self, settings: Settings) -> Path:
         return Path(settings.paths.lake if self.store == "lake" else settings.paths.state)
@@ -220,6 +252,7 @@ def declared_models() -> list[str]:
 def _parse(layer: str, table: str, raw: dict[str, Any]) -> Declaration:
     unknown = set(raw) - {
         "description",
+        "materialized",
         "store",
         "partition_by",
         "grain",
@@ -233,9 +266,18 @@ def _parse(layer: str, table: str, raw: dict[str, Any]) -> Declaration:
     }
     if unknown:
         raise ValueError(f"unknown keys {sorted(unknown)}")
+    materialized = raw.get("materialized", "partition")
+    if materialized not in _MATERIALIZED:
+        raise ValueError(f"materialized must be one of {_MATERIALIZED}, not {materialized!r}")
     store = raw.get("store", "lake")
     if store not in _STORES:
         raise ValueError(f"store must be one of {_STORES}, not {store!r}")
+    if materialized == "partition":
+        partition_by = identifier(str(raw["partition_by"]))
+    elif "partition_by" in raw or "store" in raw:
+        raise ValueError(f"a {materialized} has no partition_by or store: it is never written")
+    else:
+        partition_by = ""
     config = tuple(raw.get("config", []))
     if not set(config) <= set(_SECTIONS):
         raise ValueError(f"config sections must be among {_SECTIONS}, not {list(config)}")
@@ -245,13 +287,11 @@ def _parse(layer: str, table: str, raw: dict[str, Any]) -> Declaration:
     columns = tuple(parse_column(item, typed=False) for item in raw.get("columns", []))
     grain = tuple(identifier(name) for name in raw["grain"])
     key = ", ".join(f'"{name}"' for name in grain)
+    # An empty grain declares one row (a population's figures): the test says so.
     tests = [
-        DataTest(
-            "unique_grain",
-            None,
-            f"grain ({key})",
-            f"count(*) - count(distinct ({key}))",
-        )
+        DataTest("unique_grain", None, f"grain ({key})", f"count(*) - count(distinct ({key}))")
+        if grain
+        else DataTest("one_row", None, "exactly one row", "abs(count(*) - 1)")
     ]
     from_columns, test_params = column_tests(columns)
     tests += from_columns
@@ -267,8 +307,9 @@ def _parse(layer: str, table: str, raw: dict[str, Any]) -> Declaration:
         layer=layer,
         table=identifier(table),
         description=str(raw["description"]),
+        materialized=materialized,
         store=store,
-        partition_by=identifier(str(raw["partition_by"])),
+        partition_by=partition_by,
         grain=grain,
         queries=queries,
         inputs=tuple(identifier(str(name)) for name in raw.get("inputs", [])),
@@ -292,9 +333,31 @@ def _unit_test(item: Mapping[str, Any], queries: Sequence[str]) -> UnitTest:
         name=str(item["name"]),
         query=query,
         params=dict(item.get("params", {})),
-        given={identifier(view): tuple(rows) for view, rows in item.get("given", {}).items()},
+        given={identifier(view): _given(value) for view, value in item.get("given", {}).items()},
         expect=tuple(item["expect"]),
     )
+
+
+def _given(value: Any) -> Given:
+    """A unit test's input: a list of rows, or ``{ rows, types }``, or ``{ query }``."""
+    if isinstance(value, list):
+        value = {"rows": value}
+    unknown = set(value) - {"rows", "types", "query"}
+    if unknown:
+        raise ValueError(f"given: unknown keys {sorted(unknown)}")
+    types = {identifier(str(name)): str(kind) for name, kind in value.get("types", {}).items()}
+    for kind in types.values():
+        if not _TYPE.match(kind):
+            raise ValueError(f"given: not a type: {kind!r}")
+    query = str(value.get("query", ""))
+    if query:
+        if "rows" in value or types:
+            raise ValueError("given: a query takes no rows or types")
+        sql.load(query)
+    rows = tuple(value.get("rows", []))
+    if not (rows or types or query):
+        raise ValueError("given: an empty input needs the types of its columns")
+    return Given(rows=rows, types=types, query=query)
 
 
 def _singular(item: Mapping[str, Any]) -> DataTest:
@@ -336,12 +399,28 @@ def run_tests(
     model: str,
     partition: Path,
     params: Mapping[str, Any] | None = None,
+    *,
+    register_seeds: bool = True,
 ) -> list[TestResult]:
     """Every declared test of ``model`` over one written partition, read as the view
-    named after the table (with its partition key from the path), in one scan."""
+    named after the table (with its partition key from the path), in one scan.
+    ``register_seeds=False``: the caller has registered the declared seeds."""
     spec = declaration(model)
     con.read_parquet(str(partition), hive_partitioning=True).create_view(spec.table, replace=True)
-    for name in spec.seeds:
+    return check_view(con, model, params, register_seeds=register_seeds)
+
+
+def check_view(
+    con: duckdb.DuckDBPyConnection,
+    model: str,
+    params: Mapping[str, Any] | None = None,
+    *,
+    register_seeds: bool = True,
+) -> list[TestResult]:
+    """Every declared test of ``model`` over the view or table named after it in ``con``
+    (a written partition, or a unit test's output), in one scan."""
+    spec = declaration(model)
+    for name in spec.seeds if register_seeds else ():
         seeds.register(con, name)
     query = "select " + ", ".join(test.failing for test in spec.tests) + f' from "{spec.table}"'
     bound = dict(spec.test_params) | dict(params or {})
@@ -382,6 +461,8 @@ def run_model(
         DataCheckError: a test failed; the partition is removed again.
     """
     spec = declaration(model)
+    if spec.intermediate:
+        raise ValueError(f"{model} is an intermediate model: build_intermediate builds it")
     chosen = query or spec.queries[0]
     if chosen not in spec.queries:
         raise ValueError(f"{chosen} is not a query of {model} (declared: {list(spec.queries)})")
@@ -390,9 +471,45 @@ def run_model(
     bound = config_params(settings, spec.config) | {spec.partition_by: day} | dict(params or {})
     target = Lake(spec.folder(settings)).partition_file(spec.table, day, spec.partition_by)
     write_partition(sql.relation(con, chosen, bound), target)
-    failed = [result for result in run_tests(con, model, target, bound) if result.failing_rows]
+    results = run_tests(con, model, target, bound, register_seeds=False)
+    failed = [result for result in results if result.failing_rows]
     if failed:
         remove_partition(target)
         described = ", ".join(describe(result) for result in failed)
         raise DataCheckError(f"{spec.table} {day} failed its tests: {described}")
     return target
+
+
+def build_intermediate(
+    con: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    model: str,
+    params: Mapping[str, Any] | None = None,
+) -> None:
+    """Build the declared intermediate ``model`` in ``con``, named after it: a temporary
+    view or table, as declared (``materialized``).
+
+    Binds the declared configuration sections and ``params`` (the caller's: the date,
+    derived values) and registers the declared seeds.
+
+    Raises:
+        ValueError: ``model`` is a partitioned table (``run_model`` writes those), or a
+            declared input is not registered in ``con`` (named).
+    """
+    spec = declaration(model)
+    if not spec.intermediate:
+        raise ValueError(f"{model} is a partitioned table: run_model writes it")
+    present = {
+        str(name)
+        for (name,) in con.execute("select table_name from information_schema.tables").fetchall()
+    }
+    missing = [name for name in spec.inputs if name not in present]
+    if missing:
+        raise ValueError(f"{model} reads {missing}: register them first")
+    for name in spec.seeds:
+        seeds.register(con, name)
+    bound = config_params(settings, spec.config) | dict(params or {})
+    if spec.materialized == "view":
+        sql.relation(con, model, bound).create_view(spec.table, replace=True)
+    else:
+        sql.materialize(con, model, bound)

@@ -18,7 +18,7 @@ import duckdb
 
 from pipeline import sql
 from pipeline.config import Settings, normalize_header
-from pipeline.declarations import run_model
+from pipeline.declarations import build_intermediate, run_model
 from pipeline.duck import connect, rows
 from pipeline.errors import BadFilesError, MissingExportError, RejectedFileError
 from pipeline.ingest import customer_master
@@ -173,17 +173,19 @@ def ingest_date(settings: Settings, day: date, progress: Progress | None = None)
             _check_attempt(con, lake, day, attempt, settings)
             load_exchange_rates(con, settings)
             report_progress("validating")
-            sql.materialize(con, "staging/stg_sales_export_lines", _staging_params(settings, day))
+            staging = _staging_params(settings, day)
+            build_intermediate(con, settings, "staging/stg_sales_export_lines", staging)
             _load_earlier_lines(con, lake, day, settings.ingest.dedup_lookback_days)
-            sql.materialize(con, "intermediate/int_sales_export_lines_classified")
-            sql.materialize(
+            build_intermediate(con, settings, "intermediate/int_sales_export_lines_classified")
+            build_intermediate(
                 con,
+                settings,
                 "staging/stg_customer_master_rows",
                 customer_master.staging_params(source, day),
             )
-            sql.materialize(con, "intermediate/int_customer_master_rows_classified")
+            build_intermediate(con, settings, "intermediate/int_customer_master_rows_classified")
             _register_file_outcomes(con, attempt.rows())
-            sql.materialize(con, "intermediate/int_ingest_file_row_counts")
+            build_intermediate(con, settings, "intermediate/int_ingest_file_row_counts")
             remove_partition(lake.partition_file(LEDGER, day))
             for table in LAKE_TABLES:
                 report_progress(f"writing {table}")

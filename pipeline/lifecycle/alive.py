@@ -31,8 +31,8 @@ import duckdb
 import numpy as np
 import numpy.typing as npt
 
-from pipeline import sql
 from pipeline.config import Settings
+from pipeline.declarations import build_intermediate
 from pipeline.lifecycle import btyd
 from pipeline.model_store import VersionedStore, refit_due
 
@@ -181,7 +181,8 @@ def alive_model(
         since = current.version if current else None
     if not refit_due(since, day, every):
         return current
-    rows = sql.relation(con, "lifecycle/alive_inputs", params).fetchall()
+    build_intermediate(con, settings, "lifecycle/alive_inputs", params)
+    rows = con.table("alive_inputs").fetchall()
     if not any(frequency > 0 for frequency, _recency, _age, _count in rows):
         return current
     frequency, recency, age, customers = (

@@ -28,12 +28,13 @@ import pyarrow as pa
 
 from pipeline import seeds, sql
 from pipeline.config import Settings
+from pipeline.declarations import build_intermediate
 from pipeline.duck import connect
 from pipeline.errors import NotScoredError
 from pipeline.lake import AS_OF_KEY, Lake, write_partition
 from pipeline.lifecycle import judge
 from pipeline.lifecycle.risk import RiskStore
-from pipeline.scoring.inputs import date_range, register_model, register_parquet
+from pipeline.scoring.inputs import date_range, register_parquet
 from pipeline.workspace import scratch_dir
 
 RISK_BACKTEST = "risk_backtest"
@@ -93,7 +94,7 @@ def backtest(settings: Settings, day: date, entry_window_days: int = 90) -> Back
                 if path.parent.name <= f"export_date={day.isoformat()}"
             ]
             register_parquet(con, "customer_days", days_files)
-            register_model(con, "lifecycle/int_purchase_days", {"known_by": day})
+            build_intermediate(con, settings, "lifecycle/int_purchase_days", {"known_by": day})
             customers = sql.relation(con, "backtest/backtest_customers", params).to_arrow_table()
             window = date_range(cutoff - timedelta(days=entry_window_days - 1), cutoff)
             alerts = lake.existing_partitions("danger_alerts", window, AS_OF_KEY)

@@ -41,14 +41,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from threadpoolctl import threadpool_limits
 
-from pipeline import sql
 from pipeline.config import Settings, late_span_days
-from pipeline.declarations import config_params
+from pipeline.declarations import build_intermediate
 from pipeline.errors import NotScoredError
 from pipeline.lake import AS_OF_KEY, Lake
 from pipeline.lifecycle import rhythm as rhythm_model
 from pipeline.model_store import VersionedStore, refit_due
-from pipeline.scoring.inputs import date_range, register_model, register_parquet
+from pipeline.scoring.inputs import date_range, register_parquet
 from pipeline.tables import CUSTOMER_DAYS, CUSTOMER_SEGMENTS
 
 log = logging.getLogger(__name__)
@@ -261,10 +260,11 @@ def _fit_rhythm(
         {"day": day},
     ).fetchall()[0][0]
     buckets = min(1000, max(1, math.ceil(1000 * rules.sample_size / max(customers, 1))))
-    register_model(con, "lifecycle/int_purchase_days", {"known_by": day})
-    gaps = sql.relation(
-        con, "lifecycle/purchase_gaps", {"as_of_date": day, "sample_buckets": buckets}
-    ).to_arrow_table()
+    build_intermediate(con, settings, "lifecycle/int_purchase_days", {"known_by": day})
+    build_intermediate(
+        con, settings, "lifecycle/purchase_gaps", {"as_of_date": day, "sample_buckets": buckets}
+    )
+    gaps = con.table("purchase_gaps").to_arrow_table()
     if gaps.num_rows == 0:
         raise ValueError(f"no purchase day up to {day}")
     return rhythm_model.estimate(
@@ -330,13 +330,17 @@ def register_features_inputs(
     register_parquet(con, CUSTOMER_DAYS, files)
 
 
-def features_params(settings: Settings, day: date, population_gap_days: float) -> dict[str, Any]:
-    """What lifecycle_features.sql binds: the scoring and lifecycle sections by field
-    name (it takes the ones it names), the date and the shop's gap."""
-    return config_params(settings, ("scoring", "lifecycle")) | {
-        "as_of_date": day,
-        "population_gap_days": population_gap_days,
-    }
+def build_features(
+    con: duckdb.DuckDBPyConnection, settings: Settings, day: date, population_gap_days: float
+) -> None:
+    """The temporary table lifecycle_features as of ``day`` (its inputs registered): the
+    declared configuration, the date and the shop's gap (the rhythm model's)."""
+    build_intermediate(
+        con,
+        settings,
+        "lifecycle/lifecycle_features",
+        {"as_of_date": day, "population_gap_days": population_gap_days},
+    )
 
 
 def _examples(
@@ -351,13 +355,11 @@ def _examples(
 ) -> pa.Table:
     """One cut-off's customers: features as of the cut-off, and what they did next."""
     register_features_inputs(con, settings, lake, cutoff, extra_days=horizon)
-    sql.materialize(
-        con, "lifecycle/lifecycle_features",
-        features_params(settings, cutoff, rhythm.population_gap_days),
-    )  # fmt: skip
+    build_features(con, settings, cutoff, rhythm.population_gap_days)
     con.execute("create or replace temp view cutoff_customers as select * from lifecycle_features")
-    sql.materialize(
+    build_intermediate(
         con,
+        settings,
         "lifecycle/risk_labels",
         {"cutoff_date": cutoff, "horizon_days": horizon, "known_by": day},
     )

@@ -16,7 +16,7 @@ import pyarrow as pa
 from pipeline import atomic, sql
 from pipeline.alerts import enqueue
 from pipeline.config import Settings
-from pipeline.declarations import config_params, run_model
+from pipeline.declarations import run_model
 from pipeline.duck import connect, count_rows, rows
 from pipeline.errors import NotScoredError
 from pipeline.lake import AS_OF_KEY, Lake, write_partition
@@ -24,7 +24,7 @@ from pipeline.lifecycle import judge
 from pipeline.lifecycle.alive import AliveModel, alive_model
 from pipeline.lifecycle.risk import (
     RiskModel,
-    features_params,
+    build_features,
     register_features_inputs,
     risk_model_in_force,
 )
@@ -186,9 +186,8 @@ def _register_inputs(
 
 
 def _params(settings: Settings, day: date, first_run: bool) -> dict[str, Any]:
-    """What the lifecycle's SQL binds beyond its declared configuration sections (the
-    P(alive) inputs read the scoring window)."""
-    return config_params(settings, ("scoring",)) | {"as_of_date": day, "first_run": first_run}
+    """What the lifecycle's SQL binds beyond its declared configuration sections."""
+    return {"as_of_date": day, "first_run": first_run}
 
 
 def _register_risk(
@@ -202,11 +201,7 @@ def _register_risk(
     """The views lifecycle_features and customer_risk: every buyer's features, their
     risk under ``model``, and the BTYD model's expected purchases and P(alive)."""
     con.register("gap_curve", curve)
-    sql.materialize(
-        con,
-        "lifecycle/lifecycle_features",
-        features_params(settings, day, model.population_gap_days),
-    )
+    build_features(con, settings, day, model.population_gap_days)
     features = con.table("lifecycle_features").to_arrow_table()
     count = features.num_rows
     expected = judge.expected_purchases(alive, features, model.horizon_days)

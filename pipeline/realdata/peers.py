@@ -29,11 +29,12 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline import seeds, sql
 from pipeline.config import Settings
+from pipeline.declarations import build_intermediate
 from pipeline.duck import connect
 from pipeline.errors import NotScoredError
 from pipeline.lake import AS_OF_KEY, Lake
 from pipeline.lifecycle import btyd
-from pipeline.scoring.inputs import register_model, register_parquet
+from pipeline.scoring.inputs import register_parquet
 from pipeline.tables import CUSTOMER_DAYS, CUSTOMER_LIFECYCLE
 from pipeline.workspace import scratch_dir
 
@@ -98,7 +99,7 @@ def purchase_history(settings: Settings, cutoff: date) -> pd.DataFrame:
         con = connect(settings.duckdb, scratch)
         try:
             register_parquet(con, CUSTOMER_DAYS, files)
-            register_model(con, "lifecycle/int_purchase_days", {"known_by": cutoff})
+            build_intermediate(con, settings, "lifecycle/int_purchase_days", {"known_by": cutoff})
             relation = sql.relation(con, "realdata/customer_purchase_history", {"cutoff": cutoff})
             return relation.df()
         finally:

@@ -7,10 +7,10 @@ from datetime import date
 from pathlib import Path
 
 from pipeline.config import Settings, late_span_days
-from pipeline.declarations import run_model
+from pipeline.declarations import build_intermediate, run_model
 from pipeline.duck import connect
 from pipeline.lake import AS_OF_KEY, Lake, remove_partition
-from pipeline.scoring.inputs import register_model, register_order_lines, require_ingested
+from pipeline.scoring.inputs import register_order_lines, require_ingested
 from pipeline.tables import CUSTOMER_DAYS, CUSTOMER_STATE
 from pipeline.workspace import workspace
 
@@ -33,7 +33,7 @@ def build_customer_days(settings: Settings, day: date) -> int:
         try:
             params = {"late_span_days": late_span_days(settings.ingest)}
             register_order_lines(con, lake, [day])
-            register_model(con, "scoring/int_customer_lines", params)
+            build_intermediate(con, settings, "scoring/int_customer_lines", params)
             before = _digest(target)
             run_model(con, settings, "scoring/customer_days", day, params)
             count = con.execute(

@@ -15,13 +15,12 @@ from typing import Literal
 import duckdb
 
 from pipeline.config import Settings, late_span_days
-from pipeline.declarations import run_model
+from pipeline.declarations import build_intermediate, run_model
 from pipeline.lake import AS_OF_KEY, Lake, remove_partition
 from pipeline.scoring.customer_days import build_customer_days
 from pipeline.scoring.inputs import (
     date_range,
     ingested_dates,
-    register_model,
     register_order_lines,
     register_parquet,
 )
@@ -65,7 +64,7 @@ def build_customer_state(
         mode = "full"
         lake = Lake(settings.paths.lake)
         register_order_lines(con, lake, ingested_dates(lake, day))
-        register_model(con, "scoring/int_customer_lines", params)
+        build_intermediate(con, settings, "scoring/int_customer_lines", params)
         query = "scoring/customer_state_from_history"
     target = run_model(con, settings, "scoring/customer_state", day, params, query=query)
     count = con.execute("select count(*) from read_parquet($path)", {"path": str(target)})

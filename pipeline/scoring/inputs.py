@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from datetime import date, timedelta
-from typing import Any
 
 import duckdb
 
-from pipeline import sql
 from pipeline.errors import NotIngestedError
 from pipeline.lake import Lake
 from pipeline.tables import LEDGER, ORDER_LINES
@@ -44,10 +42,3 @@ def register_parquet(con: duckdb.DuckDBPyConnection, view: str, files: list[str]
 def date_range(first: date, last: date) -> list[date]:
     """Every date from ``first`` to ``last``, inclusive."""
     return [first + timedelta(days=offset) for offset in range((last - first).days + 1)]
-
-
-def register_model(
-    con: duckdb.DuckDBPyConnection, model: str, params: Mapping[str, Any] | None = None
-) -> None:
-    """A temporary view named after the model's file, over the model's query."""
-    sql.relation(con, model, params).create_view(model.rsplit("/", 1)[-1], replace=True)

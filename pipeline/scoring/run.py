@@ -11,15 +11,14 @@ from typing import Any
 
 import duckdb
 
-from pipeline import sql
 from pipeline.config import Settings
-from pipeline.declarations import run_model
+from pipeline.declarations import build_intermediate, run_model
 from pipeline.duck import connect, count_rows, one_row, rows
 from pipeline.lake import Lake, write_partition
 from pipeline.scoring.clusters import ClusterModel, ClusterStore, fit_model, fit_sample
 from pipeline.scoring.customer_days import build_customer_days
 from pipeline.scoring.customer_state import Mode, build_customer_state, state_file
-from pipeline.scoring.inputs import register_model, register_parquet
+from pipeline.scoring.inputs import register_parquet
 from pipeline.scoring.seeds import segment_lookups
 from pipeline.tables import CLUSTER_PROFILES, MODEL_KEY
 from pipeline.timing import Timings
@@ -83,8 +82,8 @@ def score_date(
         try:
             register_parquet(con, "customer_state", [state_file(settings, day)])
             params = _params(settings, day)
-            register_model(con, "scoring/customer_features", params)
-            population = _population(con)
+            build_intermediate(con, settings, "scoring/customer_features", params)
+            population = _population(con, settings)
             with timings.phase("cluster_model"):
                 model, refitted = _model(
                     con, settings, day, force=refit, customers=population["customers"]
@@ -151,10 +150,10 @@ def _model(
     return model, True
 
 
-def _population(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+def _population(con: duckdb.DuckDBPyConnection, settings: Settings) -> dict[str, Any]:
     """rfm_population's one row, as parameters."""
-    relation = sql.relation(con, "scoring/rfm_population")
-    return one_row(relation)
+    build_intermediate(con, settings, "scoring/rfm_population")
+    return one_row(con.table("rfm_population"))
 
 
 def _before(store: ClusterStore, day: date) -> ClusterModel | None:

@@ -1,6 +1,7 @@
 -- The order lines that count for customers: what customer_days and the full recompute
 -- of the customer state both aggregate, so that the two agree by construction.
--- Grain: one row per order line (sale or return) of a known customer.
+-- Grain: one row per order line (sale or return) of a known customer: (export_date,
+-- order_id, line_id).
 -- Input: the view order_lines (lake order_lines files read with their export_date).
 -- Guests (no customer_id) and cancellations are left out; returns count on the day they
 -- were recorded, as negative amounts.
@@ -27,6 +28,7 @@ final as (
             export_date - $late_span_days::integer
         ) as activity_date,
         order_id,
+        line_id,
         line_kind = 'sale' as is_sale,
         amount,
 

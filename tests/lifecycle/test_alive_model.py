@@ -28,7 +28,7 @@ from pipeline.config import LifecycleConfig, Settings
 from pipeline.lifecycle import alive, btyd, judge
 from pipeline.lifecycle.alive import AliveModel, AliveStore, alive_model
 from pipeline.lifecycle.rhythm import Rhythm, kaplan_meier
-from pipeline.lifecycle.risk import features_params
+from pipeline.lifecycle.risk import build_features
 from pipeline.lifecycle.run import _params
 from tests.deploy.support import (
     REPO,
@@ -339,9 +339,8 @@ def test_lifecycle_sql_p_alive_equals_btyd_on_the_weekly_params(
         assert model.sql_params()["alive_alpha"] == 7 * model.params.alpha
         # The lifecycle step's own path: its features, then P(alive) on their day counts.
         con.register("gap_curve", Rhythm(30.0, *[kaplan_meier([], [])] * 2, False).curve_table())
-        features = sql.relation(
-            con, "lifecycle/lifecycle_features", features_params(settings, QUARTER, 30.0)
-        ).to_arrow_table()
+        build_features(con, settings, QUARTER, 30.0)
+        features = con.table("lifecycle_features").to_arrow_table()
         lifecycle = features.to_pandas()
         lifecycle["p_alive"] = judge.p_alive(model, features)
     finally:
