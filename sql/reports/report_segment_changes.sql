@@ -77,4 +77,4 @@ final as (
 )
 
 select * from final
-order by dimension, group_id
+order by dimension, try_cast(group_id as integer), group_id

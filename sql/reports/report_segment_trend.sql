@@ -31,4 +31,4 @@ final as (
 )
 
 select * from final
-order by as_of_date, dimension, group_id
+order by as_of_date, dimension, try_cast(group_id as integer), group_id

@@ -168,4 +168,5 @@ final as (
 )
 
 select * from final
-order by dimension, group_id
+-- Cluster ids in number order (cluster 12 after cluster 3), segment names by name.
+order by dimension, try_cast(group_id as integer), group_id
