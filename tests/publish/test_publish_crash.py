@@ -298,16 +298,12 @@ def test_a_kill_at_every_publish_step_leaves_committed_versions_and_the_rerun_co
         _check_converged(trial, new)
 
 
+# Without PostgreSQL the same code runs with one target fewer: a few kills check that
+# configuration; the 27 kills below run with every target.
 @pytest.mark.slow
 def test_a_few_random_kills_of_a_run_without_postgres(history: Path, tmp_path: Path) -> None:
     trial = _trial(history, tmp_path, "", "rfm_reader")
     assert _random_kills(trial, tmp_path, dates=1, kills_per_date=2) == 2
-
-
-@pytest.mark.slow
-def test_random_kills_of_a_run_without_postgres(history: Path, tmp_path: Path) -> None:
-    trial = _trial(history, tmp_path, "", "rfm_reader")
-    assert _random_kills(trial, tmp_path, dates=DATES, kills_per_date=3) == 27
 
 
 @pytest.mark.slow
