@@ -13,8 +13,15 @@ Parquet partition per date) or, for an intermediate model that lives only in a s
 connection, ``"view"`` or ``"temp_table"`` (dbt's ephemeral models and SQLMesh's VIEW
 kind; no store, no partition key).
 
-``run_model`` is the step skeleton written once: bind the declared configuration and the
-caller's values, write the partition atomically, run the declared tests over what was
+An input is a view name (the step registers it: a table it has just built, a model's
+scores) or a lake input, ``{ view, model, days = [first, last], when_missing }``: the
+partitions of a declared table on dates relative to the date written, or a stand-in
+query when there is none (``previous_customer_lifecycle``: ``customer_lifecycle`` of the
+day before, ``lifecycle/no_previous_lifecycle`` on a first run).
+
+``run_model`` is the step skeleton written once: register the declared lake inputs and
+check the others are there, bind the declared configuration and the caller's values,
+write the partition atomically, run the declared tests over what was
 written, and remove the partition again if any fails. ``build_intermediate`` builds an
 intermediate model in a step's connection, once its declared inputs are there; its data
 tests run on the outputs of its unit tests (tests/models).
@@ -33,7 +40,7 @@ import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -192,6 +199,18 @@ class UnitTest:
 
 
 @dataclass(frozen=True)
+class LakeInput:
+    """An input the runner registers itself: partitions of a declared table, by their
+    dates relative to the date being written (``days``: first and last offset, e.g.
+    ``(-1, -1)`` the day before), or, when none exists, a stand-in query."""
+
+    view: str  # the name the SQL reads
+    model: str  # the declared table read, "layer/table"
+    days: tuple[int, int]
+    when_missing: str  # a query standing in with no partition ("": an error)
+
+
+@dataclass(frozen=True)
 class Declaration:
     """What one table is: ``sql/<layer>/<table>.toml``."""
 
@@ -204,6 +223,7 @@ class Declaration:
     grain: tuple[str, ...]
     queries: tuple[str, ...]  # the models that may write it, "layer/name"
     inputs: tuple[str, ...]  # the views its SQL reads
+    lake_inputs: tuple[LakeInput, ...]  # those run_model registers from the lake itself
     seeds: tuple[str, ...]  # seeds its SQL or tests read as views
     config: tuple[str, ...]  # configuration sections bound by field name
     columns: tuple[Column, ...]
@@ -312,7 +332,13 @@ def _parse(layer: str, table: str, raw: dict[str, Any]) -> Declaration:
         partition_by=partition_by,
         grain=grain,
         queries=queries,
-        inputs=tuple(identifier(str(name)) for name in raw.get("inputs", [])),
+        inputs=tuple(
+            identifier(item["view"] if isinstance(item, Mapping) else str(item))
+            for item in raw.get("inputs", [])
+        ),
+        lake_inputs=tuple(
+            _lake_input(item) for item in raw.get("inputs", []) if isinstance(item, Mapping)
+        ),
         seeds=declared_seeds,
         config=config,
         columns=columns,
@@ -335,6 +361,24 @@ def _unit_test(item: Mapping[str, Any], queries: Sequence[str]) -> UnitTest:
         params=dict(item.get("params", {})),
         given={identifier(view): _given(value) for view, value in item.get("given", {}).items()},
         expect=tuple(item["expect"]),
+    )
+
+
+def _lake_input(item: Mapping[str, Any]) -> LakeInput:
+    unknown = set(item) - {"view", "model", "days", "when_missing"}
+    if unknown:
+        raise ValueError(f"input {item.get('view')!r}: unknown keys {sorted(unknown)}")
+    first, last = (int(offset) for offset in item["days"])
+    if first > last:
+        raise ValueError(f"input {item['view']!r}: days {first} > {last}")
+    when_missing = str(item.get("when_missing", ""))
+    if when_missing:
+        sql.load(when_missing)
+    return LakeInput(
+        view=identifier(str(item["view"])),
+        model=str(item["model"]),
+        days=(first, last),
+        when_missing=when_missing,
     )
 
 
@@ -453,12 +497,15 @@ def run_model(
 
     Binds the declared configuration sections, the partition key (``day``) and ``params``
     (the caller's: derived values, lookups, fitted models) to the query, writes the
-    partition aside and renames it into place, then runs the declared tests. The views
-    the SQL reads must be registered by the caller; the declared seeds are registered
-    here. ``query`` picks one of the declared queries (default: the table's own file).
+    partition aside and renames it into place, then runs the declared tests. The
+    declared lake inputs and seeds are registered here; the other views the query reads
+    must be registered by the caller (a missing one is an error that names it). ``query``
+    picks one of the declared queries (default: the table's own file).
 
     Raises:
         DataCheckError: a test failed; the partition is removed again.
+        ValueError: a view the query reads is not registered, or a lake input has no
+            partition and no stand-in.
     """
     spec = declaration(model)
     if spec.intermediate:
@@ -466,6 +513,8 @@ def run_model(
     chosen = query or spec.queries[0]
     if chosen not in spec.queries:
         raise ValueError(f"{chosen} is not a query of {model} (declared: {list(spec.queries)})")
+    register_lake_inputs(con, settings, model, day)
+    _require_inputs(con, spec, chosen)
     for name in spec.seeds:
         seeds.register(con, name)
     bound = config_params(settings, spec.config) | {spec.partition_by: day} | dict(params or {})
@@ -499,13 +548,7 @@ def build_intermediate(
     spec = declaration(model)
     if not spec.intermediate:
         raise ValueError(f"{model} is a partitioned table: run_model writes it")
-    present = {
-        str(name)
-        for (name,) in con.execute("select table_name from information_schema.tables").fetchall()
-    }
-    missing = [name for name in spec.inputs if name not in present]
-    if missing:
-        raise ValueError(f"{model} reads {missing}: register them first")
+    _require_inputs(con, spec, model)
     for name in spec.seeds:
         seeds.register(con, name)
     bound = config_params(settings, spec.config) | dict(params or {})
@@ -513,3 +556,44 @@ def build_intermediate(
         sql.relation(con, model, bound).create_view(spec.table, replace=True)
     else:
         sql.materialize(con, model, bound)
+
+
+def register_lake_inputs(
+    con: duckdb.DuckDBPyConnection, settings: Settings, model: str, day: date
+) -> None:
+    """Register ``model``'s declared lake inputs for ``day``: each a view over the
+    partitions of its table on the declared dates, or its stand-in when there is none.
+
+    Raises:
+        ValueError: an input has no partition on its dates and no stand-in (named).
+    """
+    for item in declaration(model).lake_inputs:
+        source = declaration(item.model)
+        if source.intermediate:
+            raise ValueError(f"{model}: input {item.view} reads {item.model}, not a table")
+        first, last = (day + timedelta(days=offset) for offset in item.days)
+        dates = [first + timedelta(days=n) for n in range((last - first).days + 1)]
+        files = Lake(source.folder(settings)).existing_partitions(
+            source.table, dates, source.partition_by
+        )
+        if files:
+            relation = con.read_parquet([str(path) for path in files], hive_partitioning=True)
+            relation.create_view(item.view, replace=True)
+        elif item.when_missing:
+            sql.relation(con, item.when_missing).create_view(item.view, replace=True)
+        else:
+            raise ValueError(f"{model} reads {item.view}: no {source.table} from {first} to {last}")
+
+
+def _require_inputs(con: duckdb.DuckDBPyConnection, spec: Declaration, query: str) -> None:
+    """Every declared input that ``query`` (one of the model's queries) reads is
+    registered in ``con``."""
+    text = sql.load(query)
+    present = {
+        str(name)
+        for (name,) in con.execute("select table_name from information_schema.tables").fetchall()
+    }
+    read = [name for name in spec.inputs if re.search(rf"\b{name}\b", text)]
+    missing = [name for name in read if name not in present]
+    if missing:
+        raise ValueError(f"{spec.model} reads {missing}: register them first")

@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-from pipeline import atomic, sql
+from pipeline import atomic
 from pipeline.alerts import enqueue
 from pipeline.config import Settings
 from pipeline.declarations import run_model
@@ -33,7 +33,6 @@ from pipeline.lifecycle.seeds import action_lookups
 from pipeline.scoring.inputs import register_parquet
 from pipeline.tables import (
     CUSTOMER_LIFECYCLE,
-    CUSTOMER_MASTER,
     CUSTOMER_SEGMENTS,
     CUSTOMER_STAGE_HISTORY,
     DANGER_ALERTS,
@@ -90,7 +89,11 @@ def stage_date(settings: Settings, day: date) -> LifecycleReport:
     with workspace(settings.paths.state, "lifecycle", day) as scratch:
         con = connect(settings.duckdb, spill_dir=scratch / "spill")
         try:
-            _register_inputs(con, settings, lake, day, previous)
+            # The date's segments and the recent window's customer days (the backtest
+            # reads them the same way); customer_lifecycle's declaration names the rest
+            # (the day before's stages, the week before's, the customer master) and
+            # run_model registers them.
+            register_features_inputs(con, settings, lake, day)
             params = _params(settings, day, first_run)
             with timings.phase("alive_model"):
                 alive = alive_model(con, settings, day, params)
@@ -153,36 +156,6 @@ def _previous_lifecycle(lake: Lake, day: date) -> Path | None:
             " stage the dates in order, e.g. with `rfm-pipeline backfill`"
         )
     return None
-
-
-def _register_inputs(
-    con: duckdb.DuckDBPyConnection,
-    settings: Settings,
-    lake: Lake,
-    day: date,
-    previous: Path | None,
-) -> None:
-    # The date's segments and the recent window's customer days, as the backtest reads them.
-    register_features_inputs(con, settings, lake, day)
-    if previous is None:
-        sql.relation(con, "lifecycle/no_previous_lifecycle").create_view(
-            "previous_customer_lifecycle", replace=True
-        )
-    else:
-        register_parquet(con, "previous_customer_lifecycle", [str(previous)])
-    week_ago = lake.partition_file(CUSTOMER_LIFECYCLE, day - timedelta(days=7), AS_OF_KEY)
-    if week_ago.is_file():
-        register_parquet(con, "week_ago_customer_lifecycle", [str(week_ago)])
-    else:
-        con.execute(
-            "create or replace temp view week_ago_customer_lifecycle as"
-            " select null::varchar as customer_id, null::double as risk where false"
-        )
-    master = lake.partition_file(CUSTOMER_MASTER, day)
-    if master.is_file():
-        register_parquet(con, CUSTOMER_MASTER, [str(master)])
-    else:
-        sql.relation(con, "lifecycle/no_customer_master").create_view(CUSTOMER_MASTER, replace=True)
 
 
 def _params(settings: Settings, day: date, first_run: bool) -> dict[str, Any]:

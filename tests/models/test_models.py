@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -27,8 +28,12 @@ from pipeline.declarations import (
     config_params,
     declaration,
     declared_models,
+    register_lake_inputs,
+    run_model,
     run_tests,
 )
+from pipeline.lake import AS_OF_KEY, Lake, write_partition
+from tests.support import with_paths
 
 MODELS = declared_models()
 UNIT_TESTS = [
@@ -190,3 +195,42 @@ def test_the_data_tests_fail_on_rows_that_break_them(
     finally:
         con.close()
     assert {result.name for result in results if result.failing_rows} == failing
+
+
+def test_run_model_registers_the_declared_lake_inputs_or_their_stand_ins(tmp_path: Path) -> None:
+    """customer_lifecycle declares the day before's stages, the week before's and the
+    customer master as lake inputs: run_model reads the partitions of those dates, or
+    the stand-in query when there is none (a first run)."""
+    settings = with_paths(Settings(), tmp_path)
+    day = date(2025, 3, 10)
+    lake = Lake(settings.paths.lake)
+    con = duckdb.connect()
+    try:
+        before = lake.partition_file("customer_lifecycle", date(2025, 3, 9), AS_OF_KEY)
+        write_partition(
+            con.sql("select 'A' as customer_id, 'growth' as stage, 0.25 as risk"), before
+        )
+        register_lake_inputs(con, settings, "lifecycle/customer_lifecycle", day)
+        previous = con.execute(
+            "select customer_id, stage, as_of_date from previous_customer_lifecycle"
+        ).fetchall()
+        assert previous == [("A", "growth", date(2025, 3, 9))]
+        # Nothing a week before, no customer master: the declared stand-ins, empty.
+        assert con.execute("select count(*) from week_ago_customer_lifecycle").fetchall() == [(0,)]
+        assert con.execute("select count(*) from customer_master").fetchall() == [(0,)]
+        # A first run (nothing the day before): the stand-in too.
+        register_lake_inputs(con, settings, "lifecycle/customer_lifecycle", date(2025, 3, 1))
+        assert con.execute("select count(*) from previous_customer_lifecycle").fetchall() == [(0,)]
+    finally:
+        con.close()
+
+
+def test_run_model_names_a_view_its_query_reads_that_nobody_registered(tmp_path: Path) -> None:
+    settings = with_paths(Settings(), tmp_path)
+    con = duckdb.connect()
+    try:
+        with pytest.raises(ValueError, match=r"reads \['customer_segments'\]"):
+            run_model(con, settings, "scoring/segment_summary", date(2025, 3, 10))
+    finally:
+        con.close()
+    assert not Lake(settings.paths.lake).partition_dates("segment_summary", AS_OF_KEY)
