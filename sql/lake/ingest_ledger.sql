@@ -10,23 +10,18 @@ export_files as (
 
 ),
 
-classified_lines as (
-
-    select * from int_sales_export_lines_classified
-
-),
-
+-- Where each sales file's rows went, counted once for the ledger and the file outcomes.
 rows_per_file as (
 
     select
         source_file,
-        count(*) as rows_in,
-        count(*) filter (where disposition = 'accepted') as rows_accepted,
-        count(*) filter (where disposition = 'quarantined') as rows_quarantined,
-        count(*) filter (where disposition = 'duplicate') as rows_duplicate,
+        rows_in,
+        rows_accepted,
+        rows_quarantined,
+        rows_duplicate,
 
-    from classified_lines
-    group by source_file
+    from int_ingest_file_row_counts
+    where file_kind = 'sales'
 
 ),
 
