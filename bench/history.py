@@ -36,7 +36,8 @@ import math
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -152,6 +153,19 @@ def generate_history(
         "bytes": written_bytes,
         "seconds": round(time.perf_counter() - began, 3),
     }
+
+
+@contextmanager
+def bench_root(args: argparse.Namespace, prefix: str) -> Iterator[Path]:
+    """A benchmark's workdir: ``--workdir`` (kept), or a temporary folder removed at the
+    end unless ``--keep``."""
+    root = args.workdir.resolve() if args.workdir else Path(tempfile.mkdtemp(prefix=prefix))
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        yield root
+    finally:
+        if args.workdir is None and not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
 
 
 def prepare_history(root: Path, args: argparse.Namespace, start: date) -> Path:

@@ -35,14 +35,13 @@ import hashlib
 import json
 import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench.history import prepare_history
+from bench.history import bench_root, prepare_history
 from bench.measure import Measurement, machine, run_measured
 from pipeline.config import Settings, load_settings
 from pipeline.lake import AS_OF_KEY, Lake
@@ -71,14 +70,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.child:
         _child(args)
         return
-    root = args.workdir.resolve() if args.workdir else Path(tempfile.mkdtemp(prefix="life-bench-"))
-    root.mkdir(parents=True, exist_ok=True)
-    try:
+    with bench_root(args, "life-bench-") as root:
         config = prepare_history(root, args, START)
         rows = _bench(root, config, args)
-    finally:
-        if args.workdir is None and not args.keep:
-            shutil.rmtree(root, ignore_errors=True)
     _print(rows, args)
 
 

@@ -26,7 +26,6 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,7 +38,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 from psycopg import sql as pg
 
-from bench.history import prepare_history
+from bench.history import bench_root, prepare_history
 from bench.lifecycle_bench import build_customer_days_upto, prepare_date
 from bench.measure import Measurement, machine, run_measured
 from pipeline.config import load_settings
@@ -64,17 +63,12 @@ def main(argv: list[str] | None = None) -> None:
     if args.child:
         _child(args)
         return
-    root = args.workdir.resolve() if args.workdir else Path(tempfile.mkdtemp(prefix="pub-bench-"))
-    root.mkdir(parents=True, exist_ok=True)
-    try:
+    with bench_root(args, "pub-bench-") as root:
         config = prepare_history(root, args, START)
         with _fresh_database(args.postgres_url) as url:
             with config.open("a", encoding="utf-8") as handle:
                 handle.write(f'[publish]\nkey_secret = "{SECRET}"\npostgres_url = "{url}"\n')
             rows = _bench(root, config, args)
-    finally:
-        if args.workdir is None and not args.keep:
-            shutil.rmtree(root, ignore_errors=True)
     _print(rows, args)
 
 

@@ -20,15 +20,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
-from bench.history import prepare_history
+from bench.history import bench_root, prepare_history
 from bench.measure import Measurement, machine, run_measured
 
 START = date(2025, 1, 1)
@@ -49,14 +47,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.child:
         _child(args)
         return
-    root = args.workdir.resolve() if args.workdir else Path(tempfile.mkdtemp(prefix="score-bench-"))
-    root.mkdir(parents=True, exist_ok=True)
-    try:
+    with bench_root(args, "score-bench-") as root:
         config = prepare_history(root, args, START)
         rows = _bench(root, config, args)
-    finally:
-        if args.workdir is None and not args.keep:
-            shutil.rmtree(root, ignore_errors=True)
     _print(rows, args)
 
 
