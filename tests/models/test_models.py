@@ -8,6 +8,7 @@ declared data test fails on a row that breaks it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import date
 from decimal import Decimal
@@ -234,3 +235,12 @@ def test_run_model_names_a_view_its_query_reads_that_nobody_registered(tmp_path:
     finally:
         con.close()
     assert not Lake(settings.paths.lake).partition_dates("segment_summary", AS_OF_KEY)
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_every_declared_input_is_read_by_the_models_queries(model: str) -> None:
+    """A declaration's inputs stay true to its SQL: each is read by one of its queries."""
+    spec = declaration(model)
+    texts = " ".join(sql.load(query) for query in spec.queries)
+    unread = [name for name in spec.inputs if not re.search(rf"\b{name}\b", texts)]
+    assert not unread, unread
