@@ -38,7 +38,8 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import cache
@@ -514,12 +515,13 @@ def run_model(
     if chosen not in spec.queries:
         raise ValueError(f"{chosen} is not a query of {model} (declared: {list(spec.queries)})")
     register_lake_inputs(con, settings, model, day)
-    _require_inputs(con, spec, chosen)
     for name in spec.seeds:
         seeds.register(con, name)
     bound = config_params(settings, spec.config) | {spec.partition_by: day} | dict(params or {})
     target = Lake(spec.folder(settings)).partition_file(spec.table, day, spec.partition_by)
-    write_partition(sql.relation(con, chosen, bound), target)
+    with _inputs_named_on_error(con, spec, chosen):
+        relation = sql.relation(con, chosen, bound)
+    write_partition(relation, target)
     results = run_tests(con, model, target, bound, register_seeds=False)
     failed = [result for result in results if result.failing_rows]
     if failed:
@@ -548,14 +550,14 @@ def build_intermediate(
     spec = declaration(model)
     if not spec.intermediate:
         raise ValueError(f"{model} is a partitioned table: run_model writes it")
-    _require_inputs(con, spec, model)
     for name in spec.seeds:
         seeds.register(con, name)
     bound = config_params(settings, spec.config) | dict(params or {})
-    if spec.materialized == "view":
-        sql.relation(con, model, bound).create_view(spec.table, replace=True)
-    else:
-        sql.materialize(con, model, bound)
+    with _inputs_named_on_error(con, spec, model):
+        if spec.materialized == "view":
+            sql.relation(con, model, bound).create_view(spec.table, replace=True)
+        else:
+            sql.materialize(con, model, bound)
 
 
 def register_lake_inputs(
@@ -585,15 +587,35 @@ def register_lake_inputs(
             raise ValueError(f"{model} reads {item.view}: no {source.table} from {first} to {last}")
 
 
-def _require_inputs(con: duckdb.DuckDBPyConnection, spec: Declaration, query: str) -> None:
-    """Every declared input that ``query`` (one of the model's queries) reads is
-    registered in ``con``."""
+@contextmanager
+def _inputs_named_on_error(
+    con: duckdb.DuckDBPyConnection, spec: Declaration, query: str
+) -> Iterator[None]:
+    """If binding ``query`` fails, say which declared inputs it reads are not registered
+    (checked only then: the catalog query costs milliseconds on every model)."""
+    try:
+        yield
+    except Exception as error:
+        _require_inputs(con, spec, query, error)
+        raise
+
+
+def _require_inputs(
+    con: duckdb.DuckDBPyConnection, spec: Declaration, query: str, error: Exception
+) -> None:
+    """Raise ValueError from ``error`` if a declared input ``query`` (one of the model's
+    queries) reads is not registered in ``con``."""
     text = sql.load(query)
+    # duckdb_views() (registered Arrow tables too) and duckdb_tables(): a third of the
+    # cost of information_schema.tables, on every model of every step.
     present = {
         str(name)
-        for (name,) in con.execute("select table_name from information_schema.tables").fetchall()
+        for (name,) in con.execute(
+            "select view_name from duckdb_views() where not internal"
+            " union all select table_name from duckdb_tables()"
+        ).fetchall()
     }
     read = [name for name in spec.inputs if re.search(rf"\b{name}\b", text)]
     missing = [name for name in read if name not in present]
     if missing:
-        raise ValueError(f"{spec.model} reads {missing}: register them first")
+        raise ValueError(f"{spec.model} reads {missing}: register them first") from error
