@@ -569,18 +569,18 @@ def register_lake_inputs(
     Raises:
         ValueError: an input has no partition on its dates and no stand-in (named).
     """
+    from pipeline.scoring.inputs import date_range, register_parquet  # imports duckdb
+
     for item in declaration(model).lake_inputs:
         source = declaration(item.model)
         if source.intermediate:
             raise ValueError(f"{model}: input {item.view} reads {item.model}, not a table")
         first, last = (day + timedelta(days=offset) for offset in item.days)
-        dates = [first + timedelta(days=n) for n in range((last - first).days + 1)]
         files = Lake(source.folder(settings)).existing_partitions(
-            source.table, dates, source.partition_by
+            source.table, date_range(first, last), source.partition_by
         )
         if files:
-            relation = con.read_parquet([str(path) for path in files], hive_partitioning=True)
-            relation.create_view(item.view, replace=True)
+            register_parquet(con, item.view, [str(path) for path in files])
         elif item.when_missing:
             sql.relation(con, item.when_missing).create_view(item.view, replace=True)
         else:
