@@ -90,13 +90,17 @@ def lifecycle(settings: Settings, day: date) -> LifecycleReport:
     return report
 
 
-def publish(settings: Settings, day: date, *, alert_operators: bool = True) -> PublishReport:
+def publish(
+    settings: Settings, day: date, *, alert_operators: bool = True, targets: bool = True
+) -> PublishReport:
     """Publish the date. A blocked publish alerts the operators itself unless
     ``alert_operators`` is false: under Airflow the failure notifier does (one alert
-    per failed task, after its retries), so the DAG's task passes false."""
+    per failed task, after its retries), so the DAG's task passes false. With
+    ``targets`` false the serving file and PostgreSQL are left to a later date's
+    publish (a backfill's last: :func:`run_days`)."""
     from pipeline.publish.run import publish_date
 
-    report = publish_date(settings, day, alert_operators=alert_operators)
+    report = publish_date(settings, day, alert_operators=alert_operators, targets=targets)
     steplog.published(report)
     return report
 
@@ -134,10 +138,12 @@ def run_day(
     *,
     on_step: Progress | None = None,
     progress: Progress | None = None,
+    move_targets: bool = True,
 ) -> DayReports:
     """Every step that builds ``day``, in order; their times make the date's run record.
 
-    ``on_step`` is told each step's name as it starts, ``progress`` the ingest's details.
+    ``on_step`` is told each step's name as it starts, ``progress`` the ingest's details;
+    with ``move_targets`` false the publish leaves the serving file and PostgreSQL behind.
     """
     from pipeline.report.runs import record_run
 
@@ -146,7 +152,11 @@ def run_day(
     for name in DAILY_STEPS:
         if on_step:
             on_step(name)
-        options = {"progress": progress} if name == "ingest" else {}
+        options: dict[str, Any] = {}
+        if name == "ingest":
+            options["progress"] = progress
+        elif name == "publish":
+            options["targets"] = move_targets
         reports[name], seconds[name] = _timed(settings, name, day, **options)
     record_run(settings, day, seconds)
     return DayReports(
@@ -163,6 +173,10 @@ def run_days(
     """:func:`run_day` for each date from ``start`` to ``end``, in order (a backfill);
     ``on_day`` is told each date as it is done. Returns the last date's reports.
 
+    Only the last date's publish moves the serving file and PostgreSQL: they go from the
+    publish they served before the backfill to its last one, whole; every date's
+    snapshots and manifest are published as a day-by-day run publishes them.
+
     Raises:
         ValueError: ``end`` is before ``start``.
     """
@@ -170,7 +184,7 @@ def run_days(
         raise ValueError(f"the end {end} is before the start {start}")
     day = start
     while True:
-        reports = run_day(settings, day)
+        reports = run_day(settings, day, move_targets=day == end)
         if on_day:
             on_day(str(day))
         if day == end:

@@ -12,6 +12,13 @@
    the publish without serving it; then the manifest is replaced (**commit**); then the
    serving file is renamed into place and PostgreSQL's pointer is moved to it.
 
+A backfill publishes each date's snapshots and manifest but brings the targets to the
+manifest only with its last date (``targets=False`` before it): rebuilding the serving
+file for dates nobody will read was a quarter of a small day's run, and a kill in
+between leaves the targets behind the manifest, which the next publish repairs. Such a
+publish deletes no file, as a file retired meanwhile may still be named by the serving
+file; the next publish that moves the targets expires it (the manifest ends the same).
+
 Every target thus serves a publish the manifest has committed, whole, and carries its
 number and id. A kill leaves each target on the old publish or the new one, never ahead
 of the manifest. Each publish starts by clearing what a killed one left (see
@@ -74,15 +81,20 @@ class PublishReport:
     serving_file: Path
     postgres: bool
     removed_files: int
+    targets_moved: bool = True  # False: a backfill's date before its last (module doc)
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def publish_date(settings: Settings, day: date, *, alert_operators: bool = True) -> PublishReport:
+def publish_date(
+    settings: Settings, day: date, *, alert_operators: bool = True, targets: bool = True
+) -> PublishReport:
     """Publish ``day``'s tables to the Parquet snapshots, the serving file and PostgreSQL.
 
     A blocked publish alerts the operators (alerts.webhook_url, alerts.smtp_url) unless
     ``alert_operators`` is false: an Airflow task passes false, its failure notifier
-    being the one that alerts for every failed task (docs/airflow.md).
+    being the one that alerts for every failed task (docs/airflow.md). With ``targets``
+    false only the snapshots and the manifest move (a backfill's dates before its last,
+    see the module's doc).
 
     Raises:
         NotScoredError: scoring or the lifecycle has not written the date.
@@ -99,7 +111,8 @@ def publish_date(settings: Settings, day: date, *, alert_operators: bool = True)
         with timings.phase("reconcile"):
             clear_leftovers(settings)
             catalog = load_catalog(published)
-            _sync_targets(settings, catalog, catalog, contracts, scratch)
+            if targets:
+                _sync_targets(settings, catalog, catalog, contracts, scratch)
         con = connect(settings.duckdb, spill_dir=scratch / "spill")
         try:
             with timings.phase("write"):
@@ -117,13 +130,17 @@ def publish_date(settings: Settings, day: date, *, alert_operators: bool = True)
             _block(settings, day, results, alert_operators=alert_operators)
         faults.point("audited")
         with timings.phase("snapshots"):
-            entries = _place_snapshots(published, staged, day)
+            entries = _place_snapshots(settings, scratch, staged, day)
             new_catalog = catalog.with_date(day, entries)
             expired: list[str] = []
-            if new_catalog is not catalog:
+            if new_catalog is not catalog and targets:
                 expired, new_catalog = new_catalog.expired(settings.publish.keep_versions)
         faults.point("snapshots_placed")
-        _sync_targets(settings, catalog, new_catalog, contracts, scratch, timings)
+        if targets:
+            _sync_targets(settings, catalog, new_catalog, contracts, scratch, timings)
+        elif new_catalog is not catalog:
+            save_catalog(published, new_catalog)  # the commit point; the targets stay behind
+            faults.point("manifest_saved")
         with timings.phase("cleanup"):
             for relative in expired:
                 (published / relative).unlink(missing_ok=True)
@@ -137,6 +154,7 @@ def publish_date(settings: Settings, day: date, *, alert_operators: bool = True)
         serving_file=published / settings.publish.serving_file,
         postgres=bool(settings.publish.postgres_url.get_secret_value()),
         removed_files=len(expired),
+        targets_moved=targets,
         timings=timings.seconds,
     )
 
@@ -263,10 +281,13 @@ def _block(
     )
 
 
-def _place_snapshots(published: Path, staged: dict[str, Path], day: date) -> dict[str, Entry]:
+def _place_snapshots(
+    settings: Settings, scratch: Path, staged: dict[str, Path], day: date
+) -> dict[str, Entry]:
     """Move each staged file to its immutable, content-named place; the catalog entries."""
+    published = settings.paths.published
     entries = {}
-    con = duckdb.connect()
+    con = connect(settings.duckdb, spill_dir=scratch / "spill")
     try:
         for table, path in staged.items():
             digest = _sha256(path)[:12]

@@ -325,6 +325,76 @@ def test_files_of_old_versions_are_removed_after_keep_versions_publishes(
     assert first.file not in json.dumps(manifest)
 
 
+def test_a_backfill_moves_the_targets_once_and_ends_as_a_day_by_day_publish(
+    history: Path, tmp_path: Path
+) -> None:
+    """Publishes with targets=False (a backfill's dates before its last) commit the
+    snapshots and the manifest only; the last brings the serving file to the same
+    version, with the same content, as publishing every date with its targets."""
+    daily = settings_from(history, tmp_path / "daily")
+    backfill = settings_from(history, tmp_path / "backfill")
+    days = [day(36), day(37), day(38), day(39)]
+    for published in days:
+        publish_date(daily, published)
+    for published in days[:-1]:
+        report = publish_date(backfill, published, targets=False)
+        assert not report.targets_moved
+        assert not _serving(backfill).exists()  # nothing served yet: nothing moved
+        assert load_catalog(backfill.paths.published).as_of_date == published
+    publish_date(backfill, days[-1])
+
+    for name in ("manifest.json",):
+        assert (backfill.paths.published / name).read_bytes() == (
+            daily.paths.published / name
+        ).read_bytes()
+    assert _published_files(backfill) == _published_files(daily)
+    assert _serving_contents(_serving(backfill)) == _serving_contents(_serving(daily))
+
+
+def test_a_publish_that_leaves_the_targets_behind_deletes_no_file_they_may_name(
+    history: Path, tmp_path: Path
+) -> None:
+    settings = settings_from(history, tmp_path / "backfill", keep_versions=2)
+    daily = settings_from(history, tmp_path / "daily", keep_versions=2)
+    for chain in (settings, daily):
+        publish_date(chain, day(39))  # #1, served
+        _rewrite(chain, "customer_segments", 39, "select * from t order by customer_id offset 1")
+    first = load_catalog(settings.paths.published).current("customer_segments")
+    assert first is not None
+    named = settings.paths.published / first.file
+    publish_date(settings, day(39), targets=False)  # #2 retires the served file
+    publish_date(settings, day(38), targets=False)  # #3
+    publish_date(settings, day(37), targets=False)  # #4: a day-by-day run deletes it here
+    assert named.is_file()  # kept: the serving file still names it
+    assert served_by_duckdb(_serving(settings)).segments_rows == first.rows
+    publish_date(settings, day(36))  # #5 moves the targets, then expires it
+    assert not named.exists()
+    for published in (day(39), day(38), day(37), day(36)):
+        publish_date(daily, published)
+    assert (settings.paths.published / "manifest.json").read_bytes() == (
+        daily.paths.published / "manifest.json"
+    ).read_bytes()
+    assert _published_files(settings) == _published_files(daily)
+
+
+def _serving_contents(serving: Path) -> dict[str, list[str]]:
+    """Every table and view of a serving file, as sorted rows (its paths made relative)."""
+    con = duckdb.connect(str(serving), read_only=True)
+    try:
+        names = [
+            name
+            for (name,) in con.execute(
+                "select table_name from information_schema.tables order by 1"
+            ).fetchall()
+        ]
+        return {
+            name: sorted(repr(row) for row in con.execute(f'select * from "{name}"').fetchall())
+            for name in names
+        }
+    finally:
+        con.close()
+
+
 def test_a_lake_table_missing_a_column_is_a_clear_error(settings: Settings) -> None:
     publish_date(settings, day(38))
     _rewrite(settings, "danger_alerts", 39, "select * rename (reason as why) from t")
