@@ -17,7 +17,13 @@ An input is a view name (the step registers it: a table it has just built, a mod
 scores) or a lake input, ``{ view, model, days = [first, last], when_missing }``: the
 partitions of a declared table on dates relative to the date written, or a stand-in
 query when there is none (``previous_customer_lifecycle``: ``customer_lifecycle`` of the
-day before, ``lifecycle/no_previous_lifecycle`` on a first run).
+day before, ``lifecycle/no_previous_lifecycle`` on a first run). A bound of ``days`` is
+an integer or a sum of terms, each an integer, a configuration field (``section.field``),
+a value derived from the configuration (``late_span_days``) or one of the caller's
+parameters: ``customer_days`` over ``["1 - lifecycle.recent_days", "late_span_days"]`` is
+the recent window and the late lines exported after it. An intermediate model's lake
+inputs are registered when it is built, relative to its ``as_of_date`` parameter (or the
+parameter its ``relative_to`` names).
 
 ``run_model`` is the step skeleton written once: register the declared lake inputs and
 check the others are there, bind the declared configuration and the caller's values,
@@ -61,6 +67,78 @@ _SEED_REFERENCE = re.compile(r"^([a-z0-9_]+)\.csv:([a-z0-9_]+)$")
 _STORES = ("lake", "state")
 _MATERIALIZED = ("partition", "view", "temp_table")
 _SECTIONS = ("ingest", "scoring", "clusters", "lifecycle")
+_TERM = re.compile(r"\s*([+-])?\s*(\d+|[a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)?)\s*")
+
+
+@dataclass(frozen=True)
+class Offset:
+    """A bound of a lake input's dates: a number of days relative to the model's date,
+    ``constant`` plus or minus named values (``(sign, name)``: a configuration field
+    ``section.field``, a value derived from the configuration, or a parameter)."""
+
+    constant: int
+    terms: tuple[tuple[int, str], ...] = ()
+
+    @staticmethod
+    def parse(bound: int | str) -> Offset:
+        if isinstance(bound, int):
+            return Offset(bound)
+        text, constant, terms, at = str(bound), 0, [], 0
+        while at < len(text):
+            match = _TERM.match(text, at)
+            if not match or match.end() == at or (at and not match.group(1)):
+                raise ValueError(f"days: {text!r} is not a sum of integers and names")
+            sign = -1 if match.group(1) == "-" else 1
+            if match.group(2).isdigit():
+                constant += sign * int(match.group(2))
+            else:
+                terms.append((sign, _checked_name(match.group(2))))
+            at = match.end()
+        return Offset(constant, tuple(terms))
+
+    def days(self, settings: Settings, params: Mapping[str, Any]) -> int:
+        """The offset under ``settings`` and the caller's ``params``.
+
+        Raises:
+            ValueError: a name is neither a parameter nor a derived value.
+        """
+        total = self.constant
+        for sign, name in self.terms:
+            if "." in name:
+                section, _, field_name = name.partition(".")
+                value = getattr(getattr(settings, section), field_name)
+            elif name in params:
+                value = params[name]
+            elif name in _DERIVED:
+                value = _DERIVED[name](settings)
+            else:
+                raise ValueError(f"days: {name} is neither a parameter nor a derived value")
+            total += sign * int(value)
+        return total
+
+
+def _late_span_days(settings: Settings) -> int:
+    from pipeline.config import late_span_days
+
+    return late_span_days(settings.ingest)
+
+
+# Values derived from the configuration that a lake input's dates may name.
+_DERIVED = {"late_span_days": _late_span_days}
+
+
+def _checked_name(name: str) -> str:
+    """A configuration field must exist (checked when the declaration is read)."""
+    if "." in name:
+        from pipeline.config import Settings
+
+        section, _, field_name = name.partition(".")
+        model = Settings.model_fields.get(section)
+        annotation = model.annotation if model else None
+        fields = getattr(annotation, "model_fields", {})
+        if field_name not in fields:
+            raise ValueError(f"days: {name} is not a configuration field")
+    return name
 
 
 def identifier(name: str) -> str:
@@ -202,12 +280,14 @@ class UnitTest:
 @dataclass(frozen=True)
 class LakeInput:
     """An input the runner registers itself: partitions of a declared table, by their
-    dates relative to the date being written (``days``: first and last offset, e.g.
-    ``(-1, -1)`` the day before), or, when none exists, a stand-in query."""
+    dates relative to the date the model is built for (``days``: first and last offset,
+    e.g. ``(-1, -1)`` the day before, each an integer or a sum of terms naming
+    configuration fields, derived values or the caller's parameters:
+    ``"1 - lifecycle.recent_days"``), or, when none exists, a stand-in query."""
 
     view: str  # the name the SQL reads
     model: str  # the declared table read, "layer/table"
-    days: tuple[int, int]
+    days: tuple[Offset, Offset]
     when_missing: str  # a query standing in with no partition ("": an error)
 
 
@@ -231,6 +311,7 @@ class Declaration:
     tests: tuple[DataTest, ...]  # the grain's uniqueness, the columns', the singular ones
     test_params: Mapping[str, Any]
     unit_tests: tuple[UnitTest, ...] = ()
+    relative_to: str = "as_of_date"  # the parameter an intermediate's lake inputs count from
 
     @property
     def model(self) -> str:
@@ -284,6 +365,7 @@ def _parse(layer: str, table: str, raw: dict[str, Any]) -> Declaration:
         "columns",
         "tests",
         "unit_tests",
+        "relative_to",
     }
     if unknown:
         raise ValueError(f"unknown keys {sorted(unknown)}")
@@ -346,6 +428,7 @@ def _parse(layer: str, table: str, raw: dict[str, Any]) -> Declaration:
         tests=tuple(tests),
         test_params=test_params,
         unit_tests=tuple(_unit_test(item, queries) for item in raw.get("unit_tests", [])),
+        relative_to=identifier(str(raw.get("relative_to", "as_of_date"))),
     )
 
 
@@ -369,9 +452,9 @@ def _lake_input(item: Mapping[str, Any]) -> LakeInput:
     unknown = set(item) - {"view", "model", "days", "when_missing"}
     if unknown:
         raise ValueError(f"input {item.get('view')!r}: unknown keys {sorted(unknown)}")
-    first, last = (int(offset) for offset in item["days"])
-    if first > last:
-        raise ValueError(f"input {item['view']!r}: days {first} > {last}")
+    first, last = (Offset.parse(bound) for bound in item["days"])
+    if first.terms == last.terms == () and first.constant > last.constant:
+        raise ValueError(f"input {item['view']!r}: days {first.constant} > {last.constant}")
     when_missing = str(item.get("when_missing", ""))
     if when_missing:
         sql.load(when_missing)
@@ -514,7 +597,7 @@ def run_model(
     chosen = query or spec.queries[0]
     if chosen not in spec.queries:
         raise ValueError(f"{chosen} is not a query of {model} (declared: {list(spec.queries)})")
-    register_lake_inputs(con, settings, model, day)
+    register_lake_inputs(con, settings, model, day, params)
     for name in spec.seeds:
         seeds.register(con, name)
     bound = config_params(settings, spec.config) | {spec.partition_by: day} | dict(params or {})
@@ -541,7 +624,8 @@ def build_intermediate(
     view or table, as declared (``materialized``).
 
     Binds the declared configuration sections and ``params`` (the caller's: the date,
-    derived values) and registers the declared seeds.
+    derived values) and registers the declared seeds and lake inputs (relative to the
+    parameter ``relative_to`` names, ``as_of_date`` unless declared).
 
     Raises:
         ValueError: ``model`` is a partitioned table (``run_model`` writes those), or a
@@ -550,9 +634,11 @@ def build_intermediate(
     spec = declaration(model)
     if not spec.intermediate:
         raise ValueError(f"{model} is a partitioned table: run_model writes it")
+    bound = config_params(settings, spec.config) | dict(params or {})
+    if spec.lake_inputs:
+        register_lake_inputs(con, settings, model, bound[spec.relative_to], bound)
     for name in spec.seeds:
         seeds.register(con, name)
-    bound = config_params(settings, spec.config) | dict(params or {})
     with _inputs_named_on_error(con, spec, model):
         if spec.materialized == "view":
             sql.relation(con, model, bound).create_view(spec.table, replace=True)
@@ -561,10 +647,15 @@ def build_intermediate(
 
 
 def register_lake_inputs(
-    con: duckdb.DuckDBPyConnection, settings: Settings, model: str, day: date
+    con: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    model: str,
+    day: date,
+    params: Mapping[str, Any] | None = None,
 ) -> None:
     """Register ``model``'s declared lake inputs for ``day``: each a view over the
-    partitions of its table on the declared dates, or its stand-in when there is none.
+    partitions of its table on the declared dates (under ``settings`` and the caller's
+    ``params``), or its stand-in when there is none.
 
     Raises:
         ValueError: an input has no partition on its dates and no stand-in (named).
@@ -575,7 +666,9 @@ def register_lake_inputs(
         source = declaration(item.model)
         if source.intermediate:
             raise ValueError(f"{model}: input {item.view} reads {item.model}, not a table")
-        first, last = (day + timedelta(days=offset) for offset in item.days)
+        first, last = (
+            day + timedelta(days=bound.days(settings, params or {})) for bound in item.days
+        )
         files = Lake(source.folder(settings)).existing_partitions(
             source.table, date_range(first, last), source.partition_by
         )

@@ -41,13 +41,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from threadpoolctl import threadpool_limits
 
-from pipeline.config import Settings, late_span_days
+from pipeline.config import Settings
 from pipeline.declarations import build_intermediate
-from pipeline.errors import NotScoredError
 from pipeline.lake import AS_OF_KEY, Lake
 from pipeline.lifecycle import rhythm as rhythm_model
 from pipeline.model_store import VersionedStore, refit_due
-from pipeline.scoring.inputs import date_range, register_parquet
+from pipeline.scoring.inputs import register_parquet
 from pipeline.tables import CUSTOMER_DAYS, CUSTOMER_SEGMENTS
 
 log = logging.getLogger(__name__)
@@ -235,7 +234,7 @@ def fit(settings: Settings, day: date, alive: Any) -> tuple[RiskModel, pa.Table]
             log.warning("risk model %s: %s; the rhythm percentile stands in", day, reason)
             return _with(fallback, reason=reason), curve
         examples = [
-            _examples(con, settings, lake, cutoff, day, horizon, rhythm, len(cutoffs))
+            _examples(con, settings, cutoff, day, horizon, rhythm, len(cutoffs))
             for cutoff in cutoffs
         ]
         return _fit_classifier(settings, fallback, cutoffs, examples, alive), curve
@@ -310,31 +309,12 @@ def _cutoffs(settings: Settings, lake: Lake, day: date, horizon: int) -> list[da
     return cutoffs
 
 
-def register_features_inputs(
-    con: duckdb.DuckDBPyConnection, settings: Settings, lake: Lake, day: date, extra_days: int = 0
-) -> None:
-    """Views customer_segments (of ``day``) and customer_days covering the recent window
-    before ``day`` and ``extra_days`` after it (labels read those). Lines of a day arrive
-    in its export or later ones, never before: the late span after the window counts."""
-    register_parquet(
-        con, CUSTOMER_SEGMENTS, [str(lake.partition_file(CUSTOMER_SEGMENTS, day, AS_OF_KEY))]
-    )
-    span = late_span_days(settings.ingest)
-    window = date_range(
-        day - timedelta(days=settings.lifecycle.recent_days - 1),
-        day + timedelta(days=extra_days + span),
-    )
-    files = [str(path) for path in lake.existing_partitions(CUSTOMER_DAYS, window)]
-    if not files:
-        raise NotScoredError(f"no {CUSTOMER_DAYS} partition up to {day}: score the date first")
-    register_parquet(con, CUSTOMER_DAYS, files)
-
-
 def build_features(
     con: duckdb.DuckDBPyConnection, settings: Settings, day: date, population_gap_days: float
 ) -> None:
-    """The temporary table lifecycle_features as of ``day`` (its inputs registered): the
-    declared configuration, the date and the shop's gap (the rhythm model's)."""
+    """The temporary table lifecycle_features as of ``day`` (``gap_curve`` registered;
+    the date's segments and customer days are its declared lake inputs): the declared
+    configuration, the date and the shop's gap (the rhythm model's)."""
     build_intermediate(
         con,
         settings,
@@ -346,7 +326,6 @@ def build_features(
 def _examples(
     con: duckdb.DuckDBPyConnection,
     settings: Settings,
-    lake: Lake,
     cutoff: date,
     day: date,
     horizon: int,
@@ -354,7 +333,6 @@ def _examples(
     n_cutoffs: int,
 ) -> pa.Table:
     """One cut-off's customers: features as of the cut-off, and what they did next."""
-    register_features_inputs(con, settings, lake, cutoff, extra_days=horizon)
     build_features(con, settings, cutoff, rhythm.population_gap_days)
     con.execute("create or replace temp view cutoff_customers as select * from lifecycle_features")
     build_intermediate(

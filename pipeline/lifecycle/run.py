@@ -25,7 +25,6 @@ from pipeline.lifecycle.alive import AliveModel, alive_model
 from pipeline.lifecycle.risk import (
     RiskModel,
     build_features,
-    register_features_inputs,
     risk_model_in_force,
 )
 from pipeline.lifecycle.risk_model import risk_model_row
@@ -89,11 +88,9 @@ def stage_date(settings: Settings, day: date) -> LifecycleReport:
     with workspace(settings.paths.state, "lifecycle", day) as scratch:
         con = connect(settings.duckdb, spill_dir=scratch / "spill")
         try:
-            # The date's segments and the recent window's customer days (the backtest
-            # reads them the same way); customer_lifecycle's declaration names the rest
-            # (the day before's stages, the week before's, the customer master) and
-            # run_model registers them.
-            register_features_inputs(con, settings, lake, day)
+            # The models' declarations name their lake inputs (the date's segments, the
+            # recent window's customer days, the day before's stages, the week before's,
+            # the customer master); building each registers them.
             params = _params(settings, day, first_run)
             with timings.phase("alive_model"):
                 alive = alive_model(con, settings, day, params)

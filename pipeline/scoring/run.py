@@ -17,8 +17,7 @@ from pipeline.duck import connect, count_rows, one_row, rows
 from pipeline.lake import Lake, write_partition
 from pipeline.scoring.clusters import ClusterModel, ClusterStore, fit_model, fit_sample
 from pipeline.scoring.customer_days import build_customer_days
-from pipeline.scoring.customer_state import Mode, build_customer_state, state_file
-from pipeline.scoring.inputs import register_parquet
+from pipeline.scoring.customer_state import Mode, build_customer_state
 from pipeline.scoring.seeds import segment_lookups
 from pipeline.tables import CLUSTER_PROFILES, MODEL_KEY
 from pipeline.timing import Timings
@@ -80,7 +79,6 @@ def score_date(
             state = build_customer_state(con, settings, day, full=full)
         con = connect(settings.duckdb, spill_dir=scratch / "spill")
         try:
-            register_parquet(con, "customer_state", [state_file(settings, day)])
             params = _params(settings, day)
             build_intermediate(con, settings, "scoring/customer_features", params)
             population = _population(con, settings)

@@ -20,11 +20,13 @@ import pyarrow as pa
 import pytest
 
 from pipeline import seeds, sql
-from pipeline.config import Settings
+from pipeline.config import Settings, late_span_days
 from pipeline.declarations import (
     Declaration,
     Given,
+    Offset,
     UnitTest,
+    build_intermediate,
     check_view,
     config_params,
     declaration,
@@ -224,6 +226,81 @@ def test_run_model_registers_the_declared_lake_inputs_or_their_stand_ins(tmp_pat
         assert con.execute("select count(*) from previous_customer_lifecycle").fetchall() == [(0,)]
     finally:
         con.close()
+
+
+def _customer_days_on(lake: Lake, con: duckdb.DuckDBPyConnection, days: list[date]) -> None:
+    for day in days:
+        write_partition(
+            con.sql(
+                "select 'A' as customer_id, $day::date as activity_date, 1 as sale_lines",
+                params={"day": day},
+            ),
+            lake.partition_file("customer_days", day, "export_date"),
+        )
+
+
+def _export_dates(con: duckdb.DuckDBPyConnection) -> list[date]:
+    found = con.execute("select distinct export_date from customer_days order by 1").fetchall()
+    return [day for (day,) in found]
+
+
+def test_a_lake_input_window_follows_the_configuration(tmp_path: Path) -> None:
+    """lifecycle_features reads the customer days of the recent window
+    (``["1 - lifecycle.recent_days", 0]``): the configuration sets the window."""
+    settings = with_paths(Settings(), tmp_path)
+    settings = settings.model_copy(
+        update={"lifecycle": settings.lifecycle.model_copy(update={"recent_days": 14})}
+    )
+    day = date(2025, 3, 31)
+    con = duckdb.connect()
+    try:
+        _customer_days_on(Lake(settings.paths.lake), con, [date(2025, 3, d) for d in range(1, 32)])
+        write_partition(
+            con.sql("select 'A' as customer_id"),
+            Lake(settings.paths.lake).partition_file("customer_segments", day, AS_OF_KEY),
+        )
+        register_lake_inputs(con, settings, "lifecycle/lifecycle_features", day)
+        assert _export_dates(con) == [date(2025, 3, d) for d in range(18, 32)]
+    finally:
+        con.close()
+
+
+def test_an_intermediate_models_lake_inputs_count_from_its_declared_date(tmp_path: Path) -> None:
+    """risk_labels counts from ``cutoff_date`` (``relative_to``): the horizon after the
+    cut-off, a caller's parameter, and the late span (derived from ingest's tolerance)."""
+    settings = with_paths(Settings(), tmp_path)
+    con = duckdb.connect()
+    try:
+        _customer_days_on(Lake(settings.paths.lake), con, [date(2025, 3, d) for d in range(1, 32)])
+        params = {
+            "cutoff_date": date(2025, 3, 10),
+            "horizon_days": 7,
+            "known_by": date(2025, 3, 31),
+        }
+        con.execute("create temp view cutoff_customers as select 'A' as customer_id")
+        build_intermediate(con, settings, "lifecycle/risk_labels", params)
+        span = late_span_days(settings.ingest)
+        assert _export_dates(con) == [date(2025, 3, d) for d in range(11, 18 + span)]
+    finally:
+        con.close()
+
+
+@pytest.mark.parametrize(
+    ("bound", "problem"),
+    [
+        ("1 - lifecycle.no_such_field", "not a configuration field"),
+        ("1 -", "not a sum"),
+        ("recent days", "not a sum"),
+    ],
+)
+def test_a_malformed_window_bound_is_refused_when_read(bound: str, problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        Offset.parse(bound)
+
+
+def test_a_window_naming_an_unknown_value_is_named_when_evaluated() -> None:
+    with pytest.raises(ValueError, match="horizon_days is neither"):
+        Offset.parse("horizon_days + 1").days(Settings(), {})
 
 
 def test_run_model_names_a_view_its_query_reads_that_nobody_registered(tmp_path: Path) -> None:
