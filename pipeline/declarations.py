@@ -283,12 +283,31 @@ class LakeInput:
     dates relative to the date the model is built for (``days``: first and last offset,
     e.g. ``(-1, -1)`` the day before, each an integer or a sum of terms naming
     configuration fields, derived values or the caller's parameters:
-    ``"1 - lifecycle.recent_days"``), or, when none exists, a stand-in query."""
+    ``"1 - lifecycle.recent_days"``; or a list of such ranges), or, when none exists, a
+    stand-in query. With ``query``, only that query of the model reads it."""
 
     view: str  # the name the SQL reads
     model: str  # the declared table read, "layer/table"
-    days: tuple[Offset, Offset]
+    days: tuple[tuple[Offset, Offset], ...]  # ranges of dates, first and last offsets
     when_missing: str  # a query standing in with no partition ("": an error)
+    query: str = ""  # "": every query of the model reads it
+
+    def dates(self, settings: Settings, day: date, params: Mapping[str, Any]) -> list[date]:
+        """The dates of the partitions read for ``day``, in order, each once.
+
+        Raises:
+            ValueError: a range ends before it starts, or a name has no value.
+        """
+        from pipeline.scoring.inputs import date_range  # imports duckdb
+
+        found: set[date] = set()
+        for first_bound, last_bound in self.days:
+            first = day + timedelta(days=first_bound.days(settings, params))
+            last = day + timedelta(days=last_bound.days(settings, params))
+            if last < first:
+                raise ValueError(f"input {self.view}: its dates end ({last}) before {first}")
+            found.update(date_range(first, last))
+        return sorted(found)
 
 
 @dataclass(frozen=True)
@@ -420,7 +439,9 @@ def _parse(layer: str, table: str, raw: dict[str, Any]) -> Declaration:
             for item in raw.get("inputs", [])
         ),
         lake_inputs=tuple(
-            _lake_input(item) for item in raw.get("inputs", []) if isinstance(item, Mapping)
+            _lake_input(item, queries)
+            for item in raw.get("inputs", [])
+            if isinstance(item, Mapping)
         ),
         seeds=declared_seeds,
         config=config,
@@ -448,21 +469,30 @@ def _unit_test(item: Mapping[str, Any], queries: Sequence[str]) -> UnitTest:
     )
 
 
-def _lake_input(item: Mapping[str, Any]) -> LakeInput:
-    unknown = set(item) - {"view", "model", "days", "when_missing"}
+def _lake_input(item: Mapping[str, Any], queries: Sequence[str]) -> LakeInput:
+    unknown = set(item) - {"view", "model", "days", "when_missing", "query"}
     if unknown:
         raise ValueError(f"input {item.get('view')!r}: unknown keys {sorted(unknown)}")
-    first, last = (Offset.parse(bound) for bound in item["days"])
-    if first.terms == last.terms == () and first.constant > last.constant:
-        raise ValueError(f"input {item['view']!r}: days {first.constant} > {last.constant}")
+    days = item["days"]
+    ranges = days if days and isinstance(days[0], list) else [days]
+    parsed = []
+    for bounds in ranges:
+        first, last = (Offset.parse(bound) for bound in bounds)
+        if first.terms == last.terms == () and first.constant > last.constant:
+            raise ValueError(f"input {item['view']!r}: days {first.constant} > {last.constant}")
+        parsed.append((first, last))
     when_missing = str(item.get("when_missing", ""))
     if when_missing:
         sql.load(when_missing)
+    query = str(item.get("query", ""))
+    if query and query not in queries:
+        raise ValueError(f"input {item['view']!r}: {query} is not a query of the model")
     return LakeInput(
         view=identifier(str(item["view"])),
         model=str(item["model"]),
-        days=(first, last),
+        days=tuple(parsed),
         when_missing=when_missing,
+        query=query,
     )
 
 
@@ -597,7 +627,7 @@ def run_model(
     chosen = query or spec.queries[0]
     if chosen not in spec.queries:
         raise ValueError(f"{chosen} is not a query of {model} (declared: {list(spec.queries)})")
-    register_lake_inputs(con, settings, model, day, params)
+    register_lake_inputs(con, settings, model, day, params, chosen)
     for name in spec.seeds:
         seeds.register(con, name)
     bound = config_params(settings, spec.config) | {spec.partition_by: day} | dict(params or {})
@@ -652,32 +682,50 @@ def register_lake_inputs(
     model: str,
     day: date,
     params: Mapping[str, Any] | None = None,
+    query: str | None = None,
 ) -> None:
-    """Register ``model``'s declared lake inputs for ``day``: each a view over the
-    partitions of its table on the declared dates (under ``settings`` and the caller's
-    ``params``), or its stand-in when there is none.
+    """Register ``model``'s declared lake inputs for ``day`` (those of ``query`` when it
+    is given): each a view over the partitions of its table on the declared dates
+    (under ``settings`` and the caller's ``params``), or its stand-in when there is none.
 
     Raises:
         ValueError: an input has no partition on its dates and no stand-in (named).
     """
-    from pipeline.scoring.inputs import date_range, register_parquet  # imports duckdb
+    from pipeline.scoring.inputs import register_parquet  # imports duckdb
 
     for item in declaration(model).lake_inputs:
+        if item.query and query is not None and item.query != query:
+            continue
         source = declaration(item.model)
         if source.intermediate:
             raise ValueError(f"{model}: input {item.view} reads {item.model}, not a table")
-        first, last = (
-            day + timedelta(days=bound.days(settings, params or {})) for bound in item.days
-        )
+        dates = item.dates(settings, day, params or {})
         files = Lake(source.folder(settings)).existing_partitions(
-            source.table, date_range(first, last), source.partition_by
+            source.table, dates, source.partition_by
         )
         if files:
             register_parquet(con, item.view, [str(path) for path in files])
         elif item.when_missing:
             sql.relation(con, item.when_missing).create_view(item.view, replace=True)
         else:
-            raise ValueError(f"{model} reads {item.view}: no {source.table} from {first} to {last}")
+            raise ValueError(
+                f"{model} reads {item.view}: no {source.table} from {dates[0]} to {dates[-1]}"
+            )
+
+
+def input_dates(
+    settings: Settings, model: str, view: str, day: date, params: Mapping[str, Any]
+) -> list[date]:
+    """The dates of the partitions ``model`` reads as its lake input ``view`` for ``day``
+    (for a step that makes sure they exist first).
+
+    Raises:
+        ValueError: ``model`` declares no lake input ``view``.
+    """
+    for item in declaration(model).lake_inputs:
+        if item.view == view:
+            return item.dates(settings, day, params)
+    raise ValueError(f"{model} declares no lake input {view}")
 
 
 @contextmanager

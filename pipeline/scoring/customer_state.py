@@ -10,20 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import duckdb
 
 from pipeline.config import Settings, late_span_days
-from pipeline.declarations import build_intermediate, run_model
+from pipeline.declarations import build_intermediate, input_dates, run_model
 from pipeline.lake import AS_OF_KEY, Lake, remove_partition
 from pipeline.scoring.customer_days import build_customer_days
-from pipeline.scoring.inputs import (
-    date_range,
-    ingested_dates,
-    register_order_lines,
-    register_parquet,
-)
+from pipeline.scoring.inputs import ingested_dates, register_order_lines
 from pipeline.tables import CUSTOMER_DAYS, CUSTOMER_STATE, LEDGER
 
 Mode = Literal["incremental", "full"]
@@ -57,8 +52,7 @@ def build_customer_state(
     mode: Mode
     if not full and _is_current(previous, Lake(settings.paths.lake), day - timedelta(days=1)):
         mode = "incremental"
-        register_parquet(con, "previous_customer_state", [str(previous)])
-        register_parquet(con, "customer_days", _changed_day_files(settings, day))
+        _build_missing_customer_days(settings, day, params)
         query = "scoring/customer_state_from_previous"
     else:
         mode = "full"
@@ -89,24 +83,15 @@ def _is_current(state: Path, lake: Lake, as_of: date) -> bool:
     )
 
 
-def _changed_day_files(settings: Settings, day: date) -> list[str]:
-    """customer_days partitions that can hold rows of a day entering or leaving the window.
-
-    Entering: ``day``'s own rows, checked against the exports of the late span before it
-    (a late line can repeat a purchase day they brought). Leaving: the day
-    ``window_days`` back, which exports up to the late span after it can carry.
-    """
+def _build_missing_customer_days(settings: Settings, day: date, params: dict[str, Any]) -> None:
+    """Build the customer_days partitions the incremental query reads (declared in
+    sql/scoring/customer_state.toml) that an ingested date lacks: a lake scored for the
+    first time."""
     lake = Lake(settings.paths.lake)
-    span = late_span_days(settings.ingest)
-    leaving = day - timedelta(days=settings.scoring.window_days)
-    wanted = date_range(day - timedelta(days=span), day) + date_range(
-        leaving, leaving + timedelta(days=span)
-    )
     ingested = set(ingested_dates(lake, day))
-    for needed in wanted:
+    for needed in input_dates(settings, "scoring/customer_state", "customer_days", day, params):
         if needed in ingested and not lake.partition_file(CUSTOMER_DAYS, needed).is_file():
-            build_customer_days(settings, needed)  # a lake scored for the first time
-    return [str(path) for path in lake.existing_partitions(CUSTOMER_DAYS, sorted(set(wanted)))]
+            build_customer_days(settings, needed)
 
 
 def _prune(state: Lake, day: date, retention_days: int) -> None:
