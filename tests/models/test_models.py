@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -281,6 +281,47 @@ def test_an_intermediate_models_lake_inputs_count_from_its_declared_date(tmp_pat
         build_intermediate(con, settings, "lifecycle/risk_labels", params)
         span = late_span_days(settings.ingest)
         assert _export_dates(con) == [date(2025, 3, d) for d in range(11, 18 + span)]
+    finally:
+        con.close()
+
+
+def test_the_incremental_state_reads_the_days_entering_and_leaving_the_window(
+    tmp_path: Path,
+) -> None:
+    """customer_state's incremental query reads two ranges of customer days (entering:
+    the date and the late span before it; leaving: window_days back and the late span
+    after); its full recompute reads neither them nor the day before's state."""
+    settings = with_paths(Settings(), tmp_path)
+    settings = settings.model_copy(
+        update={"scoring": settings.scoring.model_copy(update={"window_days": 30})}
+    )
+    lake, state = Lake(settings.paths.lake), Lake(settings.paths.state)
+    day, span = date(2025, 3, 31), late_span_days(settings.ingest)
+    con = duckdb.connect()
+    try:
+        _customer_days_on(lake, con, [date(2025, 2, 20) + timedelta(days=n) for n in range(40)])
+        write_partition(
+            con.sql("select 'A' as customer_id"),
+            state.partition_file("customer_state", day - timedelta(days=1), AS_OF_KEY),
+        )
+        incremental = "scoring/customer_state_from_previous"
+        register_lake_inputs(con, settings, "scoring/customer_state", day, {}, incremental)
+        entering = [day - timedelta(days=n) for n in range(span, -1, -1)]
+        leaving = [day - timedelta(days=30 - n) for n in range(span + 1)]
+        assert _export_dates(con) == leaving + entering
+        assert con.execute("select count(*) from previous_customer_state").fetchall() == [(1,)]
+        fresh = duckdb.connect()
+        register_lake_inputs(
+            fresh,
+            settings,
+            "scoring/customer_state",
+            day,
+            {},
+            "scoring/customer_state_from_history",
+        )
+        with pytest.raises(duckdb.CatalogException):
+            fresh.execute("select * from customer_days")
+        fresh.close()
     finally:
         con.close()
 
