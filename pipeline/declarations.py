@@ -296,7 +296,7 @@ class LakeInput:
         """The dates of the partitions read for ``day``, in order, each once.
 
         Raises:
-            ValueError: a range ends before it starts, or a name has no value.
+            ValueError: a name has no value.
         """
         from pipeline.scoring.inputs import date_range  # imports duckdb
 
@@ -304,9 +304,7 @@ class LakeInput:
         for first_bound, last_bound in self.days:
             first = day + timedelta(days=first_bound.days(settings, params))
             last = day + timedelta(days=last_bound.days(settings, params))
-            if last < first:
-                raise ValueError(f"input {self.view}: its dates end ({last}) before {first}")
-            found.update(date_range(first, last))
+            found.update(date_range(first, last))  # none when it ends before it starts
         return sorted(found)
 
 
@@ -704,13 +702,16 @@ def register_lake_inputs(
             source.table, dates, source.partition_by
         )
         if files:
-            register_parquet(con, item.view, [str(path) for path in files])
+            # By name: a partition written before a column was added reads as null there.
+            register_parquet(con, item.view, [str(path) for path in files], union_by_name=True)
         elif item.when_missing:
             sql.relation(con, item.when_missing).create_view(item.view, replace=True)
         else:
-            raise ValueError(
-                f"{model} reads {item.view}: no {source.table} from {dates[0]} to {dates[-1]}"
-            )
+            raise ValueError(f"{model} reads {item.view}: no {source.table} {_span(dates)}")
+
+
+def _span(dates: list[date]) -> str:
+    return f"from {dates[0]} to {dates[-1]}" if dates else "on no date"
 
 
 def input_dates(

@@ -175,8 +175,9 @@ def ingest_date(settings: Settings, day: date, progress: Progress | None = None)
             report_progress("validating")
             staging = _staging_params(settings, day)
             build_intermediate(con, settings, "staging/stg_sales_export_lines", staging)
-            _load_earlier_lines(con, lake, day, settings.ingest.dedup_lookback_days)
-            build_intermediate(con, settings, "intermediate/int_sales_export_lines_classified")
+            build_intermediate(
+                con, settings, "intermediate/int_sales_export_lines_classified", {"as_of_date": day}
+            )
             build_intermediate(
                 con,
                 settings,
@@ -326,26 +327,6 @@ def _register_export_files(
     ]
     if rows:
         con.executemany(f"insert into {table} values (?, ?, ?, ?, ?, ?)", rows)
-
-
-def _load_earlier_lines(
-    con: duckdb.DuckDBPyConnection, lake: Lake, day: date, lookback_days: int
-) -> None:
-    """The lookback partitions' lines, for duplicate detection (never later dates)."""
-    earlier_days = [day - timedelta(days=offset) for offset in range(lookback_days, 0, -1)]
-    files = [str(path) for path in lake.existing_partitions(ORDER_LINES, earlier_days)]
-    if files:
-        con.execute(
-            "create or replace temp table earlier_order_lines as"
-            " select * from read_parquet($files, hive_partitioning = true, union_by_name = true)",
-            {"files": files},
-        )
-    else:
-        # No earlier partition: an empty table shaped like the staged lines.
-        con.execute(
-            "create or replace temp table earlier_order_lines as"
-            " select *, null::date as export_date from stg_sales_export_lines limit 0"
-        )
 
 
 def _staging_params(settings: Settings, day: date) -> dict[str, object]:

@@ -32,11 +32,15 @@ def register_order_lines(con: duckdb.DuckDBPyConnection, lake: Lake, days: Itera
     register_parquet(con, "order_lines", files)
 
 
-def register_parquet(con: duckdb.DuckDBPyConnection, view: str, files: list[str]) -> None:
-    """A temporary view over Parquet files, hive partition columns included."""
+def register_parquet(
+    con: duckdb.DuckDBPyConnection, view: str, files: list[str], *, union_by_name: bool = False
+) -> None:
+    """A view over Parquet files, hive partition columns included; with
+    ``union_by_name``, files whose columns differ are read by column name."""
     if not files:
         raise ValueError(f"no files for view {view}")
-    con.read_parquet(files, hive_partitioning=True).create_view(view, replace=True)
+    relation = con.read_parquet(files, hive_partitioning=True, union_by_name=union_by_name)
+    relation.create_view(view, replace=True)
 
 
 def date_range(first: date, last: date) -> list[date]:
