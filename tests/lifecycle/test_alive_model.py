@@ -3,8 +3,8 @@ in weeks bound to the lifecycle SQL in days, expected purchases in days.
 
 Data: CDNOW_sample.txt shipped with lifetimes (2,357 customers of the 1997 Q1 cohort,
 their purchases to June 1998), as purchase days in a real DuckDB, backfilled as of a
-date: the views customer_segments and customer_days as the scoring step leaves them for
-alive_model and sql/lifecycle/customer_lifecycle.sql.
+date: the lake's customer_segments and customer_days partitions as the scoring step
+leaves them for alive_model and the lifecycle's features.
 """
 
 from __future__ import annotations
@@ -23,13 +23,14 @@ import numpy.typing as npt
 import pandas as pd
 import pytest
 
-from pipeline import sql
 from pipeline.config import LifecycleConfig, Settings
+from pipeline.lake import AS_OF_KEY, Lake, write_partition
 from pipeline.lifecycle import alive, btyd, judge
 from pipeline.lifecycle.alive import AliveModel, AliveStore, alive_model
 from pipeline.lifecycle.rhythm import Rhythm, kaplan_meier
 from pipeline.lifecycle.risk import build_features
 from pipeline.lifecycle.run import _params
+from pipeline.scoring.inputs import date_range
 from tests.deploy.support import (
     REPO,
     environment,
@@ -73,12 +74,12 @@ def purchases() -> pd.DataFrame:
 
 
 def _connect(purchases: pd.DataFrame, as_of: date, settings: Settings) -> duckdb.DuckDBPyConnection:
-    """A DuckDB with customer_segments and customer_days of ``as_of`` (all first
-    purchases inside the scoring window), and the lifecycle's empty previous/master."""
+    """A DuckDB with the purchase days, and the lake's customer_segments partition of
+    ``as_of`` as scoring writes it (all first purchases inside the scoring window)."""
     con = duckdb.connect()
     con.register("purchase_days", purchases)
     params = {"as_of_date": as_of, "window_days": settings.scoring.window_days}
-    con.sql(
+    segments = con.sql(
         """
         select
             customer_id,
@@ -95,28 +96,38 @@ def _connect(purchases: pd.DataFrame, as_of: date, settings: Settings) -> duckdb
         where activity_date <= $as_of_date::date
             and activity_date > $as_of_date::date - $window_days::integer
         group by customer_id
+        order by customer_id
         """,
         params=params,
-    ).create_view("customer_segments")
-    con.sql(
-        """
-        select
-            customer_id,
-            activity_date,
-            activity_date as export_date,
-            amount::decimal(18, 2) as sale_amount,
-            0::decimal(18, 2) as returned_amount,
-            0 as return_lines,
-            1 as sale_lines,
-            amount::decimal(18, 2) as net_amount,
-        from purchase_days
-        where activity_date <= $as_of_date::date
-        """,
-        params={"as_of_date": as_of},
-    ).create_view("customer_days")
-    sql.relation(con, "lifecycle/no_previous_lifecycle").create_view("previous_customer_lifecycle")
-    sql.relation(con, "lifecycle/no_customer_master").create_view("customer_master")
+    )
+    lake = Lake(settings.paths.lake)
+    write_partition(segments, lake.partition_file("customer_segments", as_of, AS_OF_KEY))
     return con
+
+
+def _write_customer_days(
+    con: duckdb.DuckDBPyConnection, settings: Settings, days: list[date]
+) -> None:
+    """customer_days partitions of ``days``: each purchase day exported on its day."""
+    lake = Lake(settings.paths.lake)
+    for day in days:
+        rows = con.sql(
+            """
+            select
+                customer_id,
+                activity_date,
+                amount::decimal(18, 2) as sale_amount,
+                0::decimal(18, 2) as returned_amount,
+                0 as return_lines,
+                1 as sale_lines,
+                amount::decimal(18, 2) as net_amount,
+            from purchase_days
+            where activity_date = $day::date
+            order by customer_id
+            """,
+            params={"day": day},
+        )
+        write_partition(rows, lake.partition_file("customer_days", day, "export_date"))
 
 
 def _lifecycle_params(
@@ -339,6 +350,10 @@ def test_lifecycle_sql_p_alive_equals_btyd_on_the_weekly_params(
         assert model.sql_params()["alive_alpha"] == 7 * model.params.alpha
         # The lifecycle step's own path: its features, then P(alive) on their day counts.
         con.register("gap_curve", Rhythm(30.0, *[kaplan_meier([], [])] * 2, False).curve_table())
+        recent = settings.lifecycle.recent_days
+        _write_customer_days(
+            con, settings, date_range(QUARTER - timedelta(days=recent - 1), QUARTER)
+        )
         build_features(con, settings, QUARTER, 30.0)
         features = con.table("lifecycle_features").to_arrow_table()
         lifecycle = features.to_pandas()
