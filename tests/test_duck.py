@@ -1,4 +1,4 @@
-"""Connections: each step's own, though in-memory ones share the thread's database."""
+"""Connections: each step's own scratch database, though lent by one open database."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import duckdb
 import pytest
 
 from pipeline.config import DuckDBConfig
-from pipeline.duck import connect
+from pipeline.duck import connect, release
 
 SPILLING = "create temp table big as select i, md5(i::varchar) as h from range(2000000) t(i)"
 
@@ -18,12 +18,17 @@ def test_a_connection_sees_no_temporary_object_of_an_earlier_one(tmp_path: Path)
     first = connect(DuckDBConfig(), tmp_path / "a")
     first.execute("create temp table scratch as select 1 as x")
     first.sql("select 2 as y").create_view("staged")
-    first.close()
+    release(first)
     second = connect(DuckDBConfig(), tmp_path / "b")
     with pytest.raises(duckdb.CatalogException):
         second.execute("select * from scratch")
     with pytest.raises(duckdb.CatalogException):
         second.execute("select * from staged")
+    # The first one's database was dropped with it: its memory is handed back.
+    databases = second.execute(
+        "select count(*) from duckdb_databases() where not internal and database_name <> 'memory'"
+    ).fetchall()
+    assert databases == [(1,)]
     zone = second.execute("select current_setting('TimeZone')").fetchall()
     assert zone == [("UTC",)]
 
@@ -36,5 +41,25 @@ def test_each_step_spills_to_its_own_folder_even_after_one_was_removed(tmp_path:
         con.execute(SPILLING)
         assert con.execute("select count(distinct h) from big").fetchall() == [(2_000_000,)]
         assert any(scratch.iterdir())  # it spilled here, not to an earlier step's folder
-        con.close()
+        release(con)
         shutil.rmtree(scratch)  # as the step's workspace is
+
+
+def test_a_connection_opened_inside_another_keeps_its_own_spill_folder(tmp_path: Path) -> None:
+    """A step opening a connection while another is out (scoring builds missing customer
+    days inside its state's connection) gets a database of its own: removing the inner
+    step's scratch must not take the outer step's spill files with it."""
+    config = DuckDBConfig(memory_limit="60MB", threads=1)
+    outer = connect(config, tmp_path / "outer")
+    inner = connect(config, tmp_path / "inner")
+    inner.execute(SPILLING)
+    release(inner)
+    shutil.rmtree(tmp_path / "inner")
+    outer.execute(SPILLING)
+    assert outer.execute("select count(distinct h) from big").fetchall() == [(2_000_000,)]
+    outer.sql("select 1 as x").create_view("kept")
+    release(outer)
+    again = connect(config, tmp_path / "again")
+    with pytest.raises(duckdb.CatalogException):
+        again.execute("select * from kept")
+    release(again)

@@ -512,7 +512,7 @@ def read_alerts(settings: Settings, day: date, alerts_file: Path) -> list[tuple[
         columns = [str(column[0]) for column in con.description or []]
         rows = con.fetchall()
     finally:
-        con.close()
+        duck.release(con)
     for required in ("alert_id", "as_of_date"):
         if required not in columns:
             raise AlertsFileError(f"{alerts_file}: no {required} column")

@@ -19,7 +19,7 @@ import duckdb
 from pipeline import sql
 from pipeline.config import Settings, normalize_header
 from pipeline.declarations import build_intermediate, run_model
-from pipeline.duck import connect, rows
+from pipeline.duck import connect, release, rows
 from pipeline.errors import BadFilesError, MissingExportError, RejectedFileError
 from pipeline.ingest import customer_master
 from pipeline.ingest.customer_master import MASTER_FILES_TABLE
@@ -193,7 +193,7 @@ def ingest_date(settings: Settings, day: date, progress: Progress | None = None)
                 run_model(con, settings, f"lake/{table}", day)
             return _report(con, lake, day)
         finally:
-            con.close()
+            release(con)
 
 
 def _classify(attempt: _Attempt, found: FoundFiles, masters: FoundFiles) -> set[str]:

@@ -29,7 +29,7 @@ import pyarrow as pa
 from pipeline import seeds, sql
 from pipeline.config import Settings
 from pipeline.declarations import build_intermediate
-from pipeline.duck import connect
+from pipeline.duck import connect, release
 from pipeline.errors import NotScoredError
 from pipeline.lake import AS_OF_KEY, Lake, write_partition
 from pipeline.lifecycle import judge
@@ -120,7 +120,7 @@ def backtest(settings: Settings, day: date, entry_window_days: int = 90) -> Back
                 ).fetchall()
                 active = {customer for (customer,) in rows}
         finally:
-            con.close()
+            release(con)
     report = _judge(day, cutoff, model.version, model.source, horizon, customers, entries, active)
     _write(settings, report)
     return report

@@ -9,7 +9,7 @@ from typing import Any
 
 from pipeline import sql
 from pipeline.config import Settings
-from pipeline.duck import connect
+from pipeline.duck import connect, release
 from pipeline.duck import rows as fetch_rows
 from pipeline.errors import NotScoredError, PipelineError
 from pipeline.lake import AS_OF_KEY, Lake
@@ -105,5 +105,5 @@ def _judge(
         relation = sql.relation(con, "quality/detection_quality", params)
         rows = fetch_rows(relation)
     finally:
-        con.close()
+        release(con)
     return rows

@@ -17,7 +17,7 @@ from pipeline import atomic
 from pipeline.alerts import enqueue
 from pipeline.config import Settings
 from pipeline.declarations import run_model
-from pipeline.duck import connect, count_rows, rows
+from pipeline.duck import connect, count_rows, release, rows
 from pipeline.errors import NotScoredError
 from pipeline.lake import AS_OF_KEY, Lake, write_partition
 from pipeline.lifecycle import judge
@@ -136,7 +136,7 @@ def stage_date(settings: Settings, day: date) -> LifecycleReport:
                 timings=timings.seconds,
             )
         finally:
-            con.close()
+            release(con)
 
 
 def _previous_lifecycle(lake: Lake, day: date) -> Path | None:

@@ -40,7 +40,7 @@ from pipeline import sql
 from pipeline.alerts.operators import notify_operators
 from pipeline.atomic import copy_file
 from pipeline.config import Settings
-from pipeline.duck import connect, count_rows
+from pipeline.duck import connect, count_rows, release
 from pipeline.errors import PublishBlockedError
 from pipeline.lake import AS_OF_KEY, Lake
 from pipeline.publish import faults
@@ -125,7 +125,7 @@ def publish_date(
                     staged[AUDIT_TABLE] = scratch / f"{AUDIT_TABLE}.parquet"
                     write_audit(con, results, day, staged[AUDIT_TABLE])
         finally:
-            con.close()
+            release(con)
         if not all(result.passed for result in results):
             _block(settings, day, results, alert_operators=alert_operators)
         faults.point("audited")
@@ -303,7 +303,7 @@ def _place_snapshots(
                 copy_file(path, target)
             entries[table] = Entry(file=str(relative), rows=rows, version=f"{day:%Y%m%d}_{digest}")
     finally:
-        con.close()
+        release(con)
     return entries
 
 

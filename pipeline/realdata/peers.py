@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from pipeline import seeds, sql
 from pipeline.config import Settings
 from pipeline.declarations import build_intermediate
-from pipeline.duck import connect
+from pipeline.duck import connect, release
 from pipeline.errors import NotScoredError
 from pipeline.lake import AS_OF_KEY, Lake
 from pipeline.lifecycle import btyd
@@ -103,7 +103,7 @@ def purchase_history(settings: Settings, cutoff: date) -> pd.DataFrame:
             relation = sql.relation(con, "realdata/customer_purchase_history", {"cutoff": cutoff})
             return relation.df()
         finally:
-            con.close()
+            release(con)
 
 
 def peer_scores(settings: Settings, cutoff: date, holdout_end: date) -> PeerScores:

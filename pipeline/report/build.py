@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pipeline.atomic import write_bytes as write_bytes_atomically
 from pipeline.config import Settings
-from pipeline.duck import connect
+from pipeline.duck import connect, release
 from pipeline.report.charts import all_charts
 from pipeline.report.figures import collect
 from pipeline.report.files import write_json
@@ -52,7 +52,7 @@ def build_report(settings: Settings, day: date) -> ReportResult:
         try:
             data = collect(settings, day, con)
         finally:
-            con.close()
+            release(con)
     top_share = settings.scoring.pareto_top_share
     charts = all_charts(data, top_share, settings.report.flow_days)
     head = headline(data, settings.report.show_customer_ids)

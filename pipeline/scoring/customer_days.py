@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pipeline.config import Settings, late_span_days
 from pipeline.declarations import build_intermediate, run_model
-from pipeline.duck import connect
+from pipeline.duck import connect, release
 from pipeline.lake import AS_OF_KEY, Lake, remove_partition
 from pipeline.scoring.inputs import register_order_lines, require_ingested
 from pipeline.tables import CUSTOMER_DAYS, CUSTOMER_STATE
@@ -40,7 +40,7 @@ def build_customer_days(settings: Settings, day: date) -> int:
                 "select count(*) from read_parquet($path)", {"path": str(target)}
             ).fetchone()
         finally:
-            con.close()
+            release(con)
     if before is not None and before != _digest(target):
         invalidate_states_from(settings, day)
     return int(count[0]) if count else 0

@@ -13,7 +13,7 @@ import duckdb
 
 from pipeline.config import Settings
 from pipeline.declarations import build_intermediate, run_model
-from pipeline.duck import connect, count_rows, one_row, rows
+from pipeline.duck import connect, count_rows, one_row, release, rows
 from pipeline.lake import Lake, write_partition
 from pipeline.scoring.clusters import ClusterModel, ClusterStore, fit_model, fit_sample
 from pipeline.scoring.customer_days import build_customer_days
@@ -103,7 +103,7 @@ def score_date(
                 timings=timings.seconds,
             )
         finally:
-            con.close()
+            release(con)
 
 
 @contextmanager
@@ -112,7 +112,7 @@ def _connection(settings: Settings, scratch: Path) -> Iterator[duckdb.DuckDBPyCo
     try:
         yield con
     finally:
-        con.close()
+        release(con)
 
 
 def _params(settings: Settings, day: date) -> dict[str, Any]:
