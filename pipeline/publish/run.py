@@ -111,8 +111,9 @@ def publish_date(
         with timings.phase("reconcile"):
             clear_leftovers(settings)
             catalog = load_catalog(published)
+            serving = None  # the publish the serving file serves, once known
             if targets:
-                _sync_targets(settings, catalog, catalog, contracts, scratch)
+                serving = _sync_targets(settings, catalog, catalog, contracts, scratch)
         con = connect(settings.duckdb, spill_dir=scratch / "spill")
         try:
             with timings.phase("write"):
@@ -137,7 +138,7 @@ def publish_date(
                 expired, new_catalog = new_catalog.expired(settings.publish.keep_versions)
         faults.point("snapshots_placed")
         if targets:
-            _sync_targets(settings, catalog, new_catalog, contracts, scratch, timings)
+            _sync_targets(settings, catalog, new_catalog, contracts, scratch, timings, serving)
         elif new_catalog is not catalog:
             save_catalog(published, new_catalog)  # the commit point; the targets stay behind
             faults.point("manifest_saved")
@@ -166,9 +167,12 @@ def _sync_targets(
     contracts: list[Contract],
     scratch: Path,
     timings: Timings | None = None,
-) -> None:
+    serving: tuple[int, str] | None = None,
+) -> tuple[int, str] | None:
     """Bring every target to ``catalog``: prepare those not serving it, commit the manifest
     (if ``catalog`` is not the ``committed`` one), then switch the prepared targets.
+    Returns the publish the serving file serves after it; ``serving`` is that of an
+    earlier call in the same publish (saves opening the file again).
 
     With ``catalog`` the committed manifest, this rolls forward a target left behind by a
     killed publish (or moves back one that serves a publish the manifest never committed).
@@ -178,10 +182,10 @@ def _sync_targets(
     timings = timings or Timings()
     postgres = bool(config.postgres_url.get_secret_value())
     if catalog.as_of_date is None:
-        return  # nothing published yet
+        return None  # nothing published yet
     pending = None
     with timings.phase("serving"):
-        if serving_identity(published, config) != catalog.identity:
+        if (serving or serving_identity(published, config)) != catalog.identity:
             pending = prepare_serving(published, config, catalog, contracts)
             faults.point("serving_prepared")
     if postgres:
@@ -203,6 +207,7 @@ def _sync_targets(
 
         switch_postgres(config, catalog, contracts)
         faults.point("postgres_switched")
+    return catalog.identity
 
 
 def _write(
