@@ -188,6 +188,12 @@ def test_standalone_runs_a_triggered_day_and_stops_on_ctrl_c(tmp_path: Path) -> 
             os.killpg(process.pid, signal.SIGINT)  # Ctrl-C: the terminal signals the job
         try:
             process.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            left = _session_processes(process.pid)
+            raise AssertionError(
+                f"still running {STOP_TIMEOUT} s after Ctrl-C: {left}\n"
+                + output.read_text(errors="replace")[-4000:]
+            ) from None
         finally:
             left = _session_processes(process.pid)
             for line in left:  # never leave them to the next test
