@@ -56,6 +56,10 @@ def _token(port: int, password_file: Path) -> str:
         return str(json.loads(response.read())["access_token"])
 
 
+def _sigint_by_default() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _session_processes(session: int) -> list[str]:
     """The processes of a session: the script's, and whatever it started (Airflow sets
     its processes' titles, so neither their command line nor environment is reliable)."""
@@ -130,6 +134,10 @@ def test_standalone_runs_a_triggered_day_and_stops_on_ctrl_c(tmp_path: Path) -> 
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,  # a process group of its own, as a terminal's job
+        # and, as in a terminal, Ctrl-C not ignored: a job started in the background by a
+        # non-interactive shell (a CI runner's) inherits SIGINT ignored, and bash cannot
+        # trap a signal ignored when it started.
+        preexec_fn=_sigint_by_default,
     )
     try:
         _wait_for(output, "unpaused rfm_daily", process, START_TIMEOUT)
