@@ -119,7 +119,7 @@ def _run(
 def _child(args: argparse.Namespace) -> None:
     """In the child process: one step, then its own figures as a JSON line."""
     from pipeline.config import load_settings
-    from pipeline.duck import connect
+    from pipeline.duck import connect, release
     from pipeline.lake import Lake
     from pipeline.scoring.inputs import ingested_dates, register_order_lines
 
@@ -148,7 +148,7 @@ def _child(args: argparse.Namespace) -> None:
             "phases": report.timings,
         }
     figures["lines"] = con.execute("select count(*) from order_lines").fetchall()[0][0]
-    con.close()
+    release(con)
     print(json.dumps(figures))
 
 

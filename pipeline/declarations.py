@@ -20,8 +20,9 @@ query when there is none (``previous_customer_lifecycle``: ``customer_lifecycle`
 day before, ``lifecycle/no_previous_lifecycle`` on a first run). A bound of ``days`` is
 an integer or a sum of terms, each an integer, a configuration field (``section.field``),
 a value derived from the configuration (``late_span_days``) or one of the caller's
-parameters: ``customer_days`` over ``["1 - lifecycle.recent_days", "late_span_days"]`` is
-the recent window and the late lines exported after it. An intermediate model's lake
+parameters: ``customer_days`` over ``["1 - lifecycle.recent_days", 0]`` is the recent
+window (lifecycle_features), over ``[1, "horizon_days + late_span_days"]`` a horizon and
+the late lines exported after it (risk_labels). An intermediate model's lake
 inputs are registered when it is built, relative to its ``as_of_date`` parameter (or the
 parameter its ``relative_to`` names).
 
