@@ -48,6 +48,7 @@ from pipeline.lifecycle import rhythm as rhythm_model
 from pipeline.model_store import VersionedStore, refit_due
 from pipeline.scoring.inputs import register_parquet
 from pipeline.tables import CUSTOMER_DAYS, CUSTOMER_SEGMENTS
+from pipeline.threads import openmp_threads_for
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +103,8 @@ class RiskModel:
             )
         if features.num_rows == 0:
             return np.zeros(0, dtype=np.float64)
-        proba = self.estimator.predict_proba(feature_matrix(features))[:, 1]
+        with openmp_threads_for(features.num_rows):
+            proba = self.estimator.predict_proba(feature_matrix(features))[:, 1]
         return np.asarray(proba, dtype=np.float64)
 
 
@@ -375,7 +377,8 @@ def _fit_classifier(
     # over busy cores cost more than they bring.
     with threadpool_limits(limits=1, user_api="openmp"):
         judged = _classifier(settings, len(y_train)).fit(feature_matrix(train), y_train)
-    predicted = judged.predict_proba(feature_matrix(valid))[:, 1]
+    with openmp_threads_for(len(y_valid)):
+        predicted = judged.predict_proba(feature_matrix(valid))[:, 1]
     danger = _threshold(predicted, y_valid, rules.danger_target_precision)
     termination = max(_threshold(predicted, y_valid, rules.termination_target_precision), danger)
     figures = fallback.figures | {

@@ -24,6 +24,7 @@ import numpy.typing as npt
 from pipeline import seeds
 from pipeline.config import ClustersConfig, ScoringConfig
 from pipeline.model_store import VersionedStore
+from pipeline.threads import openmp_threads_for
 
 FEATURES = ("log_recency", "log_frequency", "log_monetary")
 # The documents' five value classes, best first (article 7).
@@ -170,9 +171,10 @@ def fit_model(
     scaler = StandardScaler().fit(features)
     scaled = scaler.transform(features)
     distinct = len(np.unique(scaled, axis=0))
-    k, candidates = _choose_k(scaled, distinct, clusters)
-    kmeans = KMeans(n_clusters=k, n_init=clusters.n_init, random_state=clusters.seed)
-    labels = kmeans.fit_predict(scaled)
+    with openmp_threads_for(len(scaled)):
+        k, candidates = _choose_k(scaled, distinct, clusters)
+        kmeans = KMeans(n_clusters=k, n_init=clusters.n_init, random_state=clusters.seed)
+        labels = kmeans.fit_predict(scaled)
     centroids: Matrix = kmeans.cluster_centers_
     weights = np.array([-scoring.weight_recency, scoring.weight_frequency, scoring.weight_monetary])
     scores = centroids @ weights
