@@ -48,15 +48,22 @@ observed as (
         segments.frequency as window_purchase_days,
         segments.tenure_days,
         -- Gaps seen: all purchases inside the window, or spread from the window's start.
+        -- A customer silent for the whole window shows no gap there; when their first
+        -- and last purchases differ they are still a repeat buyer: one gap, at most
+        -- that long, is what the history says of them.
         case
             when segments.first_purchase_date > $as_of_date::date - $window_days::integer
                 then segments.frequency - 1
-            else segments.frequency
+            when segments.frequency > 0 then segments.frequency
+            when segments.last_purchase_date > segments.first_purchase_date then 1
+            else 0
         end as observed_gaps,
         case
             when segments.first_purchase_date > $as_of_date::date - $window_days::integer
                 then segments.last_purchase_date - segments.first_purchase_date
-            else segments.last_purchase_date - ($as_of_date::date - $window_days::integer)
+            when segments.frequency > 0
+                then segments.last_purchase_date - ($as_of_date::date - $window_days::integer)
+            else segments.last_purchase_date - segments.first_purchase_date
         end as observed_span_days,
         least(segments.tenure_days, $window_days::integer) as observed_days,
         coalesce(segments.monetary, 0)::decimal(18, 2) as window_net_amount,
