@@ -85,6 +85,7 @@ joined as (
         previous.last_purchase_date as previous_last_purchase_date,
         previous.won_back_on as previous_won_back_on,
         previous.danger_entered_on as previous_danger_entered_on,
+        previous.danger_rules as previous_danger_rules,
 
     from known
     left join features on known.customer_id = features.customer_id
@@ -246,7 +247,14 @@ final as (
                 end
             )
         end as stage_reason,
-        case when stage = 'danger' then signals_seen end as danger_rules,
+        -- The rules that hold today; on a day none does (the customer stays in danger
+        -- until a purchase, or until the risk falls below the exit level), the last ones.
+        case
+            when stage = 'danger' then coalesce(
+                signals_seen,
+                case when previous_stage = 'danger' then previous_danger_rules end
+            )
+        end as danger_rules,
         case
             when stage in ('danger', 'termination', 'interruption')
                 and previous_stage in ('danger', 'termination', 'interruption')

@@ -6,5 +6,6 @@ select
     null::date as last_purchase_date,
     null::date as won_back_on,
     null::date as danger_entered_on,
+    null::varchar as danger_rules,
     null::date as signup_date,
 limit 0
