@@ -35,4 +35,10 @@ else
 fi
 
 # --frozen: install exactly what uv.lock pins; never re-resolve.
-"$UV" sync --frozen --all-extras --quiet
+# --compile-bytecode, and compileall for the project's own packages: with
+# PYTHONDONTWRITEBYTECODE set (as on the project's machines and in its image) Python
+# never writes .pyc files itself, and compiling Airflow, pandas and scikit-learn on every
+# start cost each process 7 s where it now takes 3 (the CLI's --help: 0.8 s, now 0.3).
+# Python checks every .pyc against its source, so an edited file is never run stale.
+"$UV" sync --frozen --all-extras --quiet --compile-bytecode
+.venv/bin/python -m compileall -q -j 0 pipeline dags tests bench >/dev/null
