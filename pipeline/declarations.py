@@ -285,22 +285,28 @@ class LakeInput:
     e.g. ``(-1, -1)`` the day before, each an integer or a sum of terms naming
     configuration fields, derived values or the caller's parameters:
     ``"1 - lifecycle.recent_days"``; or a list of such ranges), or, when none exists, a
-    stand-in query. With ``query``, only that query of the model reads it."""
+    stand-in query. With ``query``, only that query of the model reads it. ``days =
+    "history"``: every partition committed on or before the date (a fit's or a
+    backtest's whole history)."""
 
     view: str  # the name the SQL reads
     model: str  # the declared table read, "layer/table"
     days: tuple[tuple[Offset, Offset], ...]  # ranges of dates, first and last offsets
     when_missing: str  # a query standing in with no partition ("": an error)
     query: str = ""  # "": every query of the model reads it
+    history: bool = False  # every committed partition up to the date, not ``days``
 
     def dates(self, settings: Settings, day: date, params: Mapping[str, Any]) -> list[date]:
         """The dates of the partitions read for ``day``, in order, each once.
 
         Raises:
-            ValueError: a name has no value.
+            ValueError: a name has no value, or the input reads the whole history (whose
+                dates only the lake knows: :func:`register_lake_inputs` asks it).
         """
         from pipeline.scoring.inputs import date_range  # imports duckdb
 
+        if self.history:
+            raise ValueError(f"{self.view} reads every partition up to the date, not a window")
         found: set[date] = set()
         for first_bound, last_bound in self.days:
             first = day + timedelta(days=first_bound.days(settings, params))
@@ -473,7 +479,10 @@ def _lake_input(item: Mapping[str, Any], queries: Sequence[str]) -> LakeInput:
     if unknown:
         raise ValueError(f"input {item.get('view')!r}: unknown keys {sorted(unknown)}")
     days = item["days"]
-    ranges = days if days and isinstance(days[0], list) else [days]
+    history = days == "history"
+    if isinstance(days, str) and not history:
+        raise ValueError(f"input {item['view']!r}: days is a range, a list of ranges or 'history'")
+    ranges = [] if history else days if days and isinstance(days[0], list) else [days]
     parsed = []
     for bounds in ranges:
         first, last = (Offset.parse(bound) for bound in bounds)
@@ -492,6 +501,7 @@ def _lake_input(item: Mapping[str, Any], queries: Sequence[str]) -> LakeInput:
         days=tuple(parsed),
         when_missing=when_missing,
         query=query,
+        history=history,
     )
 
 
@@ -698,10 +708,16 @@ def register_lake_inputs(
         source = declaration(item.model)
         if source.intermediate:
             raise ValueError(f"{model}: input {item.view} reads {item.model}, not a table")
-        dates = item.dates(settings, day, params or {})
-        files = Lake(source.folder(settings)).existing_partitions(
-            source.table, dates, source.partition_by
-        )
+        lake = Lake(source.folder(settings))
+        if item.history:
+            dates = [
+                committed
+                for committed in lake.partition_dates(source.table, source.partition_by)
+                if committed <= day
+            ]
+        else:
+            dates = item.dates(settings, day, params or {})
+        files = lake.existing_partitions(source.table, dates, source.partition_by)
         if files:
             # By name: a partition written before a column was added reads as null there.
             register_parquet(con, item.view, [str(path) for path in files], union_by_name=True)

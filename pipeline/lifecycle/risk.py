@@ -46,7 +46,6 @@ from pipeline.declarations import build_intermediate
 from pipeline.lake import AS_OF_KEY, Lake
 from pipeline.lifecycle import rhythm as rhythm_model
 from pipeline.model_store import VersionedStore, refit_due
-from pipeline.scoring.inputs import register_parquet
 from pipeline.tables import CUSTOMER_DAYS, CUSTOMER_SEGMENTS
 from pipeline.threads import openmp_threads_for
 
@@ -201,14 +200,6 @@ def fit(settings: Settings, day: date, alive: Any) -> tuple[RiskModel, pa.Table]
     lake = Lake(settings.paths.lake)
     con = duckdb.connect()
     try:
-        days_files = [
-            str(path)
-            for path in lake.existing_partitions(CUSTOMER_DAYS, lake.partition_dates(CUSTOMER_DAYS))
-        ]
-        days_files = [path for path in days_files if _export_date(path) <= day]
-        if not days_files:
-            raise ValueError(f"no {CUSTOMER_DAYS} up to {day}")
-        register_parquet(con, CUSTOMER_DAYS, days_files)
         rhythm = _fit_rhythm(con, settings, day)
         curve = rhythm.curve_table()
         con.register("gap_curve", curve)
@@ -248,20 +239,17 @@ def _with(model: RiskModel, **changes: Any) -> RiskModel:
     return RiskModel(**(asdict(model) | {"estimator": model.estimator} | changes))
 
 
-def _export_date(path: str) -> date:
-    return date.fromisoformat(Path(path).parent.name.split("=", 1)[1])
-
-
 def _fit_rhythm(
     con: duckdb.DuckDBPyConnection, settings: Settings, day: date
 ) -> rhythm_model.Rhythm:
     rules = settings.lifecycle
+    # Registers customer_days: every export up to the date (a declared lake input).
+    build_intermediate(con, settings, "lifecycle/int_purchase_days", {"known_by": day})
     customers = con.execute(
         "select count(distinct customer_id) from customer_days where export_date <= $day",
         {"day": day},
     ).fetchall()[0][0]
     buckets = min(1000, max(1, math.ceil(1000 * rules.sample_size / max(customers, 1))))
-    build_intermediate(con, settings, "lifecycle/int_purchase_days", {"known_by": day})
     build_intermediate(
         con, settings, "lifecycle/purchase_gaps", {"as_of_date": day, "sample_buckets": buckets}
     )

@@ -34,7 +34,6 @@ from pipeline.duck import connect, release
 from pipeline.errors import NotScoredError
 from pipeline.lake import AS_OF_KEY, Lake
 from pipeline.lifecycle import btyd
-from pipeline.scoring.inputs import register_parquet
 from pipeline.tables import CUSTOMER_DAYS, CUSTOMER_LIFECYCLE
 from pipeline.workspace import scratch_dir
 
@@ -94,11 +93,9 @@ def purchase_history(settings: Settings, cutoff: date) -> pd.DataFrame:
     days = [day for day in lake.partition_dates(CUSTOMER_DAYS) if day <= cutoff]
     if not days:
         raise NotScoredError(f"no {CUSTOMER_DAYS} on or before {cutoff} in {lake.root}")
-    files = [str(path) for path in lake.existing_partitions(CUSTOMER_DAYS, days)]
     with scratch_dir(settings.paths.state, "realdata", cutoff) as scratch:
         con = connect(settings.duckdb, scratch)
         try:
-            register_parquet(con, CUSTOMER_DAYS, files)
             build_intermediate(con, settings, "lifecycle/int_purchase_days", {"known_by": cutoff})
             relation = sql.relation(con, "realdata/customer_purchase_history", {"cutoff": cutoff})
             return relation.df()

@@ -285,6 +285,30 @@ def test_an_intermediate_models_lake_inputs_count_from_its_declared_date(tmp_pat
         con.close()
 
 
+def test_a_history_input_reads_every_partition_up_to_its_date(tmp_path: Path) -> None:
+    """int_purchase_days reads ``days = "history"`` counted from ``known_by``: every
+    committed customer-day partition up to that date (not one after it), whatever the
+    gaps between them; with none, building it is an error that names the input."""
+    settings = with_paths(Settings(), tmp_path)
+    exported = [date(2025, 1, 5), date(2025, 2, 1), date(2025, 3, 1), date(2025, 3, 2)]
+    con = duckdb.connect()
+    try:
+        _customer_days_on(Lake(settings.paths.lake), con, exported)
+        build_intermediate(
+            con, settings, "lifecycle/int_purchase_days", {"known_by": date(2025, 3, 1)}
+        )
+        assert _export_dates(con) == exported[:3]
+        with pytest.raises(ValueError, match="reads customer_days: no customer_days"):
+            build_intermediate(
+                duckdb.connect(),
+                settings,
+                "lifecycle/int_purchase_days",
+                {"known_by": date(2025, 1, 4)},
+            )
+    finally:
+        con.close()
+
+
 def test_the_incremental_state_reads_the_days_entering_and_leaving_the_window(
     tmp_path: Path,
 ) -> None:
