@@ -11,8 +11,8 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from pipeline.config import Settings
 from pipeline.lake import AS_OF_KEY, Lake
@@ -76,16 +76,10 @@ def _backtest(settings: Settings, day: date) -> dict[str, tuple[Any, pa.DataType
     }
     values: dict[tuple[str, str, str], float | None] = {}
     if dates:
-        con = duckdb.connect()
-        try:
-            relation = con.read_parquet(
-                str(lake.partition_file(RISK_BACKTEST, dates[-1], AS_OF_KEY))
-            )
-            found = relation.fetchall()
-            columns = relation.columns
-        finally:
-            con.close()
-        records = [dict(zip(columns, record, strict=True)) for record in found]
+        # A few dozen rows: read directly (a DuckDB database costs 16 ms to open).
+        records = pq.read_table(
+            lake.partition_file(RISK_BACKTEST, dates[-1], AS_OF_KEY)
+        ).to_pylist()
         if records:
             row["backtest_cutoff"] = (records[0]["cutoff_date"], pa.date32())
         values = {(r["section"], r["name"], r["metric"]): r["value"] for r in records}
