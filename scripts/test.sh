@@ -6,14 +6,17 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/bootstrap.sh
 
 marker=(-m "not slow")
-profile=()
+extra=()
 if [ "${1:-}" = "--all" ]; then
     marker=()
-    profile=(--hypothesis-profile=thorough)  # more examples per property (tests/conftest.py)
+    extra=(--hypothesis-profile=thorough)  # more examples per property (tests/conftest.py)
+    # In collection order, which puts the slow suites first (tests/conftest.py), not
+    # xdist's default of the modules with the most tests first.
+    extra+=(--no-loadscope-reorder)
     shift
 fi
 
 .venv/bin/ruff check .
 .venv/bin/mypy
 # loadscope: a module's tests share one worker, so a module fixture is built once.
-exec .venv/bin/pytest -n auto --dist loadscope "${marker[@]}" "${profile[@]}" "$@"
+exec .venv/bin/pytest -n auto --dist loadscope "${marker[@]}" "${extra[@]}" "$@"
