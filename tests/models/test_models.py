@@ -363,6 +363,17 @@ def test_a_malformed_window_bound_is_refused_when_read(bound: str, problem: str)
         Offset.parse(bound)
 
 
+def test_days_as_a_word_must_be_history() -> None:
+    from pipeline.declarations import _lake_input
+
+    item = {"view": "customer_days", "model": "scoring/customer_days"}
+    assert _lake_input(item | {"days": "history"}, ()).history
+    with pytest.raises(ValueError, match="a range, a list of ranges or 'history'"):
+        _lake_input(item | {"days": "all"}, ())
+    with pytest.raises(ValueError, match="not a window"):
+        _lake_input(item | {"days": "history"}, ()).dates(Settings(), date(2025, 3, 1), {})
+
+
 def test_a_window_naming_an_unknown_value_is_named_when_evaluated() -> None:
     with pytest.raises(ValueError, match="horizon_days is neither"):
         Offset.parse("horizon_days + 1").days(Settings(), {})
