@@ -709,15 +709,12 @@ def register_lake_inputs(
         if source.intermediate:
             raise ValueError(f"{model}: input {item.view} reads {item.model}, not a table")
         lake = Lake(source.folder(settings))
-        if item.history:
-            dates = [
-                committed
-                for committed in lake.partition_dates(source.table, source.partition_by)
-                if committed <= day
-            ]
+        if item.history:  # partition_dates lists committed partitions only
+            dates = [d for d in lake.partition_dates(source.table, source.partition_by) if d <= day]
+            files = [lake.partition_file(source.table, d, source.partition_by) for d in dates]
         else:
             dates = item.dates(settings, day, params or {})
-        files = lake.existing_partitions(source.table, dates, source.partition_by)
+            files = lake.existing_partitions(source.table, dates, source.partition_by)
         if files:
             # By name: a partition written before a column was added reads as null there.
             register_parquet(con, item.view, [str(path) for path in files], union_by_name=True)

@@ -18,13 +18,20 @@ PARALLEL_FROM_ROWS = 100_000
 
 
 @contextmanager
+def one_openmp_thread() -> Iterator[None]:
+    """Within the block, OpenMP uses one thread (the risk model's fits, on a sample)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="openmp"):
+        yield
+
+
+@contextmanager
 def openmp_threads_for(rows: int) -> Iterator[None]:
     """Within the block, OpenMP uses one thread when ``rows`` is below
     :data:`PARALLEL_FROM_ROWS`, and its default otherwise."""
     if rows >= PARALLEL_FROM_ROWS:
         yield
         return
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1, user_api="openmp"):
+    with one_openmp_thread():
         yield

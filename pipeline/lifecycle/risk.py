@@ -39,7 +39,6 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from threadpoolctl import threadpool_limits
 
 from pipeline.config import Settings
 from pipeline.declarations import build_intermediate
@@ -47,7 +46,7 @@ from pipeline.lake import AS_OF_KEY, Lake
 from pipeline.lifecycle import rhythm as rhythm_model
 from pipeline.model_store import VersionedStore, refit_due
 from pipeline.tables import CUSTOMER_DAYS, CUSTOMER_SEGMENTS
-from pipeline.threads import openmp_threads_for
+from pipeline.threads import one_openmp_thread, openmp_threads_for
 
 log = logging.getLogger(__name__)
 
@@ -363,7 +362,7 @@ def _fit_classifier(
         return _with(fallback, reason=problem)
     # One thread: the training sets are small (a sample), and OpenMP threads fighting
     # over busy cores cost more than they bring.
-    with threadpool_limits(limits=1, user_api="openmp"):
+    with one_openmp_thread():
         judged = _classifier(settings, len(y_train)).fit(feature_matrix(train), y_train)
     with openmp_threads_for(len(y_valid)):
         predicted = judged.predict_proba(feature_matrix(valid))[:, 1]
@@ -381,7 +380,7 @@ def _fit_classifier(
 
     figures |= judge_scores(predicted, y_valid, valid, fallback.horizon_days, alive, danger)
     # Judged, it is refitted on every cut-off: the newest is the closest to today.
-    with threadpool_limits(limits=1, user_api="openmp"):
+    with one_openmp_thread():
         final = _classifier(settings, len(y_train) + len(y_valid)).fit(
             np.vstack([feature_matrix(train), feature_matrix(valid)]),
             np.concatenate([y_train, y_valid]),
