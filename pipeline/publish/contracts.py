@@ -135,18 +135,17 @@ def check_table(
     results = [_schema_check(con, contract)]
     if not results[0].passed:
         return results  # the other checks would only repeat what is missing
-    # Every column check is one filtered count of a single scan; values are bound.
+    # Every column check is one filtered count of a single scan, and the grain's
+    # duplicates a subquery of the same statement; values are bound.
     checks, params = column_tests(contract.columns)
-    counts = ", ".join(["count(*)"] + [check.failing for check in checks])
-    rows, *failing = con.execute(f"select {counts} from staged", params).fetchall()[0]
-    rows = int(rows)
-
     key = ", ".join(f'"{name}"' for name in contract.grain)
-    duplicates = _scalar(
-        con,
-        f"select coalesce(sum(n), 0) from "
-        f"(select count(*) as n from staged group by {key} having count(*) > 1)",
+    duplicated = (
+        f"(select coalesce(sum(n), 0) from "
+        f"(select count(*) as n from staged group by {key} having count(*) > 1))"
     )
+    counts = ", ".join(["count(*)", duplicated] + [check.failing for check in checks])
+    rows, duplicates, *failing = con.execute(f"select {counts} from staged", params).fetchall()[0]
+    rows, duplicates = int(rows), int(duplicates)
     results.append(_result(table, "unique_grain", None, duplicates, f"grain ({key})"))
     results += [
         _result(table, check.name, check.column, int(count), check.detail)
@@ -205,12 +204,6 @@ def _describe_schema_drift(
     if not problems:
         problems.append("columns out of order")
     return "; ".join(problems)
-
-
-def _scalar(
-    con: duckdb.DuckDBPyConnection, query: str, params: dict[str, Any] | None = None
-) -> int:
-    return int(con.execute(query, params or {}).fetchall()[0][0])
 
 
 def _result(

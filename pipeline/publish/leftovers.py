@@ -18,20 +18,23 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 from pipeline import locks
 from pipeline.config import Settings
-from pipeline.publish.catalog import SNAPSHOTS, load_catalog
+from pipeline.lake import AS_OF_KEY
+from pipeline.publish.catalog import SNAPSHOTS, Catalog, load_catalog
 from pipeline.publish.serving import serving_identity, serving_leftovers
 from pipeline.workspace import stale_scratch
 
 log = logging.getLogger(__name__)
 
 _LOCK = "publish.lock"
+PUBLISH_STEP = "publish"  # its scratch folders: publish-<date> (pipeline/workspace.py)
 
 
 @dataclass(frozen=True)
@@ -62,7 +65,9 @@ def find_leftovers(settings: Settings, check_postgres: bool = True) -> Leftovers
     with _try_publish_lock(settings.paths.state) as free:
         if not free:
             return Leftovers(scratch=scratch, publish_running=True)
-        temporaries, orphans = _temporaries_and_orphans(settings)
+        temporaries, orphans = _temporaries_and_orphans(
+            settings, load_catalog(settings.paths.published)
+        )
         return Leftovers(
             scratch=scratch,
             temporaries=temporaries,
@@ -71,17 +76,31 @@ def find_leftovers(settings: Settings, check_postgres: bool = True) -> Leftovers
         )
 
 
-def clear_leftovers(settings: Settings) -> Leftovers:
+def clear_leftovers(settings: Settings, day: date, catalog: Catalog) -> Leftovers:
     """Remove the scratch folders, temporaries and orphans killed runs left; what was
-    removed. Call it holding ``publish_lock`` (a publish does, first)."""
-    scratch = stale_scratch(settings.paths.state, remove=True)
-    temporaries, orphans = _temporaries_and_orphans(settings)
-    found = Leftovers(scratch=scratch, temporaries=temporaries, orphans=orphans)
-    for path in [*found.temporaries, *found.orphans]:
+    removed. Call it holding ``publish_lock`` (a publish of ``day`` does, first, with
+    the committed ``catalog``).
+
+    Work grows with the day, not with the history: a publish places files only under
+    its own date's snapshot folders (expired files are deleted before its commit, so
+    an interrupted deletion leaves them named as retired), so only ``day``'s folders
+    and those of publishes killed on other dates (their scratch folders,
+    ``publish-<date>``, are still there) can hold orphans. The scratch folders are
+    removed last, so a clear killed half-way is finished by the next one.
+    """
+    stale = stale_scratch(settings.paths.state)
+    killed = {day}
+    for directory in stale:
+        if directory.name.startswith(f"{PUBLISH_STEP}-"):
+            killed.add(date.fromisoformat(directory.name.removeprefix(f"{PUBLISH_STEP}-")))
+    temporaries, orphans = _temporaries_and_orphans(settings, catalog, sorted(killed))
+    for path in [*temporaries, *orphans]:
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
         else:
             path.unlink(missing_ok=True)
+    scratch = stale_scratch(settings.paths.state, remove=True)
+    found = Leftovers(scratch=scratch, temporaries=temporaries, orphans=orphans)
     if found.paths:
         log.info("removed %d leftovers of killed runs", len(found.paths))
     return found
@@ -100,29 +119,54 @@ def _try_publish_lock(state: Path) -> Iterator[bool]:
         yield free
 
 
-def _temporaries_and_orphans(settings: Settings) -> tuple[list[Path], list[Path]]:
+def _temporaries_and_orphans(
+    settings: Settings, catalog: Catalog, days: Sequence[date] | None = None
+) -> tuple[list[Path], list[Path]]:
     """Half-written files and serving files never switched in; files under snapshots/
-    the catalog names neither as live nor as retired. One walk of the published folder
-    (it holds every kept version of every table, and each publish lists it), with
-    relative paths as strings, the catalog's spelling."""
+    the catalog names neither as live nor as retired. With ``days``, the snapshot
+    folders of those dates only (a publish's clear); without, one walk of the whole
+    published folder (``status``: it holds every kept version of every table). Paths
+    are compared as relative strings, the catalog's spelling."""
     published = settings.paths.published
     if not published.is_dir():
         return [], []
-    catalog = load_catalog(published)
     named = {entry.file for dates in catalog.tables.values() for entry in dates.values()}
     named.update(file for file, _ in catalog.retired)
     temporaries = set(serving_leftovers(published, settings.publish))
     orphans = []
-    for folder, _, files in os.walk(published):
-        prefix = os.path.relpath(folder, published).replace(os.sep, "/")
+    for folder, files in _published_files(published, days):
         for name in files:
-            relative = name if prefix == "." else f"{prefix}/{name}"
+            relative = name if not folder else f"{folder}/{name}"
             if name.endswith(".tmp"):
                 if name.startswith("."):
                     temporaries.add(published / relative)
             elif relative.startswith(f"{SNAPSHOTS}/") and relative not in named:
                 orphans.append(published / relative)
     return sorted(temporaries), sorted(orphans)
+
+
+def _published_files(
+    published: Path, days: Sequence[date] | None
+) -> Iterator[tuple[str, list[str]]]:
+    """(folder relative to ``published``, "" for itself; its file names) for every folder,
+    or with ``days`` every folder outside snapshots/ and the snapshot folders of those
+    dates."""
+    for folder, subfolders, files in os.walk(published):
+        relative = os.path.relpath(folder, published).replace(os.sep, "/")
+        relative = "" if relative == "." else relative
+        if days is not None and relative == SNAPSHOTS:
+            subfolders[:] = []
+            for table in sorted(_subfolders(Path(folder))):
+                for day in days:
+                    partition = Path(folder) / table / f"{AS_OF_KEY}={day.isoformat()}"
+                    if partition.is_dir():
+                        names = [entry.name for entry in os.scandir(partition) if entry.is_file()]
+                        yield f"{SNAPSHOTS}/{table}/{partition.name}", names
+        yield relative, files
+
+
+def _subfolders(folder: Path) -> list[str]:
+    return [entry.name for entry in os.scandir(folder) if entry.is_dir()]
 
 
 def _targets_behind(settings: Settings, check_postgres: bool) -> list[str]:

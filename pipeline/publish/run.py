@@ -59,7 +59,7 @@ from pipeline.publish.contracts import (
     check_table,
     load_contract,
 )
-from pipeline.publish.leftovers import clear_leftovers, publish_lock
+from pipeline.publish.leftovers import PUBLISH_STEP, clear_leftovers, publish_lock
 from pipeline.publish.pseudonym import register_customer_key
 from pipeline.publish.serving import prepare_serving, serving_identity, switch_serving
 from pipeline.publish.tables import PUBLISHED_TABLES, has_previous_segments, register_lake_inputs
@@ -106,11 +106,11 @@ def publish_date(
     timings = Timings()
     with (
         publish_lock(settings.paths.state),
-        workspace(settings.paths.state, "publish", day) as scratch,
+        workspace(settings.paths.state, PUBLISH_STEP, day) as scratch,
     ):
         with timings.phase("reconcile"):
-            clear_leftovers(settings)
             catalog = load_catalog(published)
+            clear_leftovers(settings, day, catalog)
             serving = None  # the publish the serving file serves, once known
             if targets:
                 serving = _sync_targets(settings, catalog, catalog, contracts, scratch)
@@ -136,15 +136,17 @@ def publish_date(
             expired: list[str] = []
             if new_catalog is not catalog and targets:
                 expired, new_catalog = new_catalog.expired(settings.publish.keep_versions)
+                # Before the commit: no kept version names them, and a deletion cut
+                # short leaves them named as retired in the committed manifest, to be
+                # deleted by the next publish (never orphans in other dates' folders).
+                for relative in expired:
+                    (published / relative).unlink(missing_ok=True)
         faults.point("snapshots_placed")
         if targets:
             _sync_targets(settings, catalog, new_catalog, contracts, scratch, timings, serving)
         elif new_catalog is not catalog:
             save_catalog(published, new_catalog)  # the commit point; the targets stay behind
             faults.point("manifest_saved")
-        with timings.phase("cleanup"):
-            for relative in expired:
-                (published / relative).unlink(missing_ok=True)
     del entries[AUDIT_TABLE]
     return PublishReport(
         as_of_date=day,

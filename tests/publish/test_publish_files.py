@@ -6,6 +6,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -19,6 +21,8 @@ from pipeline.errors import ConfigError, PublishBlockedError
 from pipeline.lake import AS_OF_KEY, Lake
 from pipeline.publish import publish_date
 from pipeline.publish.catalog import load_catalog
+from pipeline.publish.faults import CRASH_ENV
+from pipeline.publish.leftovers import find_leftovers
 from pipeline.publish.tables import PUBLISHED_TABLES
 from tests.alerts.support import WebhookReceiver
 from tests.publish.support import (
@@ -450,3 +454,46 @@ def test_a_duckdb_1_client_reads_the_serving_file(settings: Settings, tmp_path: 
     entry = catalog.current("customer_segments")
     assert entry is not None
     assert result.stdout.split() == ["1.1.3", str(entry.rows), day(39).isoformat()]
+
+
+def test_a_publish_clears_what_a_publish_killed_on_another_date_left(
+    settings: Settings,
+) -> None:
+    """The clear looks only where publishes write (its own date's snapshot folders and
+    those of publishes killed on other dates), not through the whole history; status
+    still walks everything."""
+    paths = settings.paths
+    toml = paths.published.parent / "pipeline.toml"
+    toml.write_text(
+        "[paths]\n"
+        + "".join(
+            f'{key} = "{getattr(paths, key)}"\n'
+            for key in ("incoming", "lake", "state", "published", "models", "alerts")
+        )
+        + f'[publish]\nkey_secret = "{SECRET}"\n'
+    )
+    publish_date(settings, day(38))
+    command = ["publish", "--date", day(39).isoformat()]
+    killed = subprocess.run(
+        [str(Path(sys.executable).with_name("rfm-pipeline")), "--config", str(toml), *command],
+        env={k: v for k, v in os.environ.items() if not k.startswith("RFM_")}
+        | {CRASH_ENV: "snapshots_placed"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
+    placed = sorted(paths.published.glob(f"snapshots/*/{AS_OF_KEY}={day(39)}/*"))
+    assert placed and find_leftovers(settings).orphans == placed
+    # A stray file in a date no publish was killed on: status lists it, a publish of
+    # another date does not look there.
+    stray = (
+        paths.published / "snapshots" / "customer_segments" / f"{AS_OF_KEY}={day(38)}"
+    ) / "data-stray.parquet"
+    stray.write_bytes(b"not a snapshot")
+
+    publish_date(settings, day(37))
+
+    assert not any(path.exists() for path in placed)
+    left = find_leftovers(settings)
+    assert (left.orphans, left.scratch, left.temporaries) == ([stray], [], [])
