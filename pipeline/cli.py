@@ -175,7 +175,7 @@ def publish(context: _Context, day: date) -> None:
     snapshots, the serving DuckDB file, PostgreSQL. A failed check publishes nothing."""
     settings = context.settings("publish")
     with console.progress_bar(f"publish {day}", total=1) as bar:
-        report = steps.publish(settings, day)
+        report = steps.publish(settings, day, progress=bar.detail)
         bar.advance()
     console.publish_report(report)
 

@@ -482,6 +482,9 @@ class PublishConfig(_Section):
     # How long dropping an old version may wait for a BI query still reading it (then
     # it is left for the next publish); the publish itself never waits on readers.
     postgres_cleanup_lock_timeout_ms: int = Field(default=1000, ge=1, le=600_000)
+    # Versions PostgreSQL lacks (all of them on a first publish of a long history) are
+    # loaded with one COPY per batch of about this many rows, with a progress line each.
+    postgres_copy_batch_rows: int = Field(default=500_000, ge=1)
 
     @field_validator("postgres_schema", "postgres_data_schema", "postgres_reader_role")
     @classmethod

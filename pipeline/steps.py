@@ -91,16 +91,24 @@ def lifecycle(settings: Settings, day: date) -> LifecycleReport:
 
 
 def publish(
-    settings: Settings, day: date, *, alert_operators: bool = True, targets: bool = True
+    settings: Settings,
+    day: date,
+    *,
+    alert_operators: bool = True,
+    targets: bool = True,
+    progress: Progress | None = None,
 ) -> PublishReport:
     """Publish the date. A blocked publish alerts the operators itself unless
     ``alert_operators`` is false: under Airflow the failure notifier does (one alert
     per failed task, after its retries), so the DAG's task passes false. With
     ``targets`` false the serving file and PostgreSQL are left to a later date's
-    publish (a backfill's last: :func:`run_days`)."""
+    publish (a backfill's last: :func:`run_days`). ``progress`` is told how a long
+    PostgreSQL load goes."""
     from pipeline.publish.run import publish_date
 
-    report = publish_date(settings, day, alert_operators=alert_operators, targets=targets)
+    report = publish_date(
+        settings, day, alert_operators=alert_operators, targets=targets, progress=progress
+    )
     steplog.published(report)
     return report
 
@@ -142,7 +150,8 @@ def run_day(
 ) -> DayReports:
     """Every step that builds ``day``, in order; their times make the date's run record.
 
-    ``on_step`` is told each step's name as it starts, ``progress`` the ingest's details;
+    ``on_step`` is told each step's name as it starts, ``progress`` the ingest's and
+    the publish's details;
     with ``move_targets`` false the publish leaves the serving file and PostgreSQL behind.
     """
     from pipeline.report.runs import record_run
@@ -157,6 +166,7 @@ def run_day(
             options["progress"] = progress
         elif name == "publish":
             options["targets"] = move_targets
+            options["progress"] = progress
         reports[name], seconds[name] = _timed(settings, name, day, **options)
     record_run(settings, day, seconds)
     return DayReports(

@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable, Iterator
 from datetime import date
 from pathlib import Path
 
@@ -44,6 +45,8 @@ from pipeline.publish.contracts import AUDIT_COLUMNS, CheckResult, Contract, aud
 from pipeline.publish.tables import PUBLISHED_VIEWS
 
 log = logging.getLogger(__name__)
+
+Progress = Callable[[str], None]
 
 _DECIMAL = re.compile(r"^DECIMAL\((\d+), ?(\d+)\)$")
 _PG_TYPES = {
@@ -88,8 +91,14 @@ def prepare_postgres(
     catalog: Catalog,
     contracts: list[Contract],
     scratch: Path,
+    progress: Progress | None = None,
 ) -> None:
     """Load ``catalog``'s publish into PostgreSQL, in one transaction, without serving it.
+
+    The versions PostgreSQL lacks are loaded in batches of about
+    ``postgres_copy_batch_rows`` rows, a COPY each (a first publish of a long history holds
+    thousands of small versions); ``progress`` is told how far the load is, and so is the
+    log, when it takes more than one batch.
 
     Readers see it once ``switch_postgres`` moves the pointer. Rows of a publish prepared
     and never switched to (a killed run's) are replaced. If PostgreSQL serves a publish
@@ -118,13 +127,14 @@ def prepare_postgres(
                 pg.SQL("delete from {} where publish_number >= %s").format(names.data(table)),
                 [number],
             )
+        missing: dict[str, list[Entry]] = {}
         for contract in contracts:
             _ensure_table(conn, names, contract)
             loaded = _loaded_versions(conn, names, contract.table)
-            for _, entry in _served(catalog, contract):
-                if entry.version not in loaded:
-                    _load_version(conn, names, contract, published / entry.file, entry, scratch)
-                    faults.point("postgres_version_loaded")
+            missing[contract.table] = [
+                entry for _, entry in _served(catalog, contract) if entry.version not in loaded
+            ]
+        _load_missing(conn, names, contracts, missing, published, scratch, config, progress)
         _ensure_views(conn, names, contracts, force=migrated)
         _record_publish(conn, names, catalog, contracts, _audit_of(published, catalog))
         if ahead:
@@ -328,17 +338,77 @@ def _loaded_versions(conn: psycopg.Connection, n: _Names, table: str) -> set[str
     return {version for (version,) in rows}
 
 
-def _load_version(
+def _load_missing(
     conn: psycopg.Connection,
     n: _Names,
+    contracts: list[Contract],
+    missing: dict[str, list[Entry]],
+    published: Path,
+    scratch: Path,
+    config: PublishConfig,
+    progress: Progress | None,
+) -> None:
+    """COPY every missing version, table by table, in batches of about
+    ``postgres_copy_batch_rows`` rows, with a progress line per batch when there is more
+    than one."""
+    batches = [
+        (contract, batch)
+        for contract in contracts
+        for batch in _batches(missing[contract.table], config.postgres_copy_batch_rows)
+    ]
+    if not batches:
+        return
+    total_rows = sum(entry.rows for _, batch in batches for entry in batch)
+    started = time.monotonic()
+    done_rows = 0
+    duck = duckdb.connect()
+    try:
+        for number, (contract, batch) in enumerate(batches, start=1):
+            _load_versions(conn, duck, n, contract, batch, published, scratch)
+            faults.point("postgres_version_loaded")
+            done_rows += sum(entry.rows for entry in batch)
+            if len(batches) > 1:
+                seconds = time.monotonic() - started
+                line = (
+                    f"PostgreSQL: {done_rows:,} of {total_rows:,} rows loaded "
+                    f"({number}/{len(batches)} batches, {contract.table}), "
+                    f"{done_rows / max(seconds, 1e-3):,.0f} rows/s"
+                )
+                log.info(line)
+                if progress:
+                    progress(line)
+    finally:
+        duck.close()
+
+
+def _batches(entries: list[Entry], rows: int) -> Iterator[list[Entry]]:
+    """Consecutive runs of ``entries`` of about ``rows`` rows each (a bigger entry alone)."""
+    batch: list[Entry] = []
+    size = 0
+    for entry in entries:
+        if batch and size + entry.rows > rows:
+            yield batch
+            batch, size = [], 0
+        batch.append(entry)
+        size += entry.rows
+    if batch:
+        yield batch
+
+
+def _load_versions(
+    conn: psycopg.Connection,
+    duck: duckdb.DuckDBPyConnection,
+    n: _Names,
     contract: Contract,
-    file: Path,
-    entry: Entry,
+    entries: list[Entry],
+    published: Path,
     scratch: Path,
 ) -> None:
-    """COPY one published file's rows into the table, tagged with its version."""
-    csv_file = scratch / f"{contract.table}__{entry.version}.csv"
-    _write_csv(contract, file, entry.version, csv_file)
+    """COPY the rows of some published files of one table, each tagged with its version."""
+    csv_file = scratch / f"{contract.table}__{entries[0].version}.csv"
+    _write_csv(
+        duck, contract, [(published / entry.file, entry.version) for entry in entries], csv_file
+    )
     columns = pg.SQL(", ").join(map(pg.Identifier, ["version", *contract.column_names]))
     with (
         conn.cursor() as cursor,
@@ -350,32 +420,46 @@ def _load_version(
         while chunk := handle.read(_COPY_CHUNK):
             copy.write(chunk)
     csv_file.unlink()
-    conn.execute(
-        pg.SQL("insert into {} values (%s, %s, %s)").format(n.data("loaded_versions")),
-        [contract.table, entry.version, entry.rows],
-    )
-
-
-def _write_csv(contract: Contract, file: Path, version: str, target: Path) -> None:
-    """The file's rows as CSV in the contract's column order (absent columns empty)."""
-    con = duckdb.connect()
-    try:
-        present = {
-            name
-            for (name, *_) in con.execute(
-                "describe select * from read_parquet($file)", {"file": str(file)}
-            ).fetchall()
-        }
-        select = ", ".join(
-            f'"{c.name}"' if c.name in present else f'null::{c.type} as "{c.name}"'
-            for c in contract.columns
+    with conn.cursor() as cursor:
+        cursor.executemany(
+            pg.SQL("insert into {} values (%s, %s, %s)").format(n.data("loaded_versions")),
+            [(contract.table, entry.version, entry.rows) for entry in entries],
         )
-        con.sql(
-            f"select $version as version, {select} from read_parquet($file)",
-            params={"version": version, "file": str(file)},
-        ).write_csv(str(target), header=False)
-    finally:
-        con.close()
+
+
+def _write_csv(
+    duck: duckdb.DuckDBPyConnection,
+    contract: Contract,
+    files: list[tuple[Path, str]],
+    target: Path,
+) -> None:
+    """The files' rows as CSV in the contract's column order, each row with its file's
+    version (columns no file has are empty; files may differ in columns, as a contract
+    grows)."""
+    paths = [str(file) for file, _ in files]
+    params = {"files": paths, "versions": [version for _, version in files]}
+    source = "read_parquet($files, union_by_name = true, filename = '_published_file')"
+    present = {
+        name
+        for (name, *_) in duck.execute(
+            f"describe select * from {source}", {"files": paths}
+        ).fetchall()
+    }
+    select = ", ".join(
+        f'"{c.name}"' if c.name in present else f'null::{c.type} as "{c.name}"'
+        for c in contract.columns
+    )
+    duck.sql(
+        f"""
+        with versions as (
+            select unnest($files) as _published_file, unnest($versions) as version
+        )
+        select versions.version, {select}
+        from {source} as published
+        inner join versions using (_published_file)
+        """,
+        params=params,
+    ).write_csv(str(target), header=False)
 
 
 def _ensure_views(

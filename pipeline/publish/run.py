@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -86,7 +87,12 @@ class PublishReport:
 
 
 def publish_date(
-    settings: Settings, day: date, *, alert_operators: bool = True, targets: bool = True
+    settings: Settings,
+    day: date,
+    *,
+    alert_operators: bool = True,
+    targets: bool = True,
+    progress: Callable[[str], None] | None = None,
 ) -> PublishReport:
     """Publish ``day``'s tables to the Parquet snapshots, the serving file and PostgreSQL.
 
@@ -94,7 +100,8 @@ def publish_date(
     ``alert_operators`` is false: an Airflow task passes false, its failure notifier
     being the one that alerts for every failed task (docs/airflow.md). With ``targets``
     false only the snapshots and the manifest move (a backfill's dates before its last,
-    see the module's doc).
+    see the module's doc). ``progress`` is told how a long load of PostgreSQL goes (a
+    first publish of a long history).
 
     Raises:
         NotScoredError: scoring or the lifecycle has not written the date.
@@ -113,7 +120,9 @@ def publish_date(
             clear_leftovers(settings, day, catalog)
             serving = None  # the publish the serving file serves, once known
             if targets:
-                serving = _sync_targets(settings, catalog, catalog, contracts, scratch)
+                serving = _sync_targets(
+                    settings, catalog, catalog, contracts, scratch, progress=progress
+                )
         con = connect(settings.duckdb, spill_dir=scratch / "spill")
         try:
             with timings.phase("write"):
@@ -143,7 +152,9 @@ def publish_date(
                     (published / relative).unlink(missing_ok=True)
         faults.point("snapshots_placed")
         if targets:
-            _sync_targets(settings, catalog, new_catalog, contracts, scratch, timings, serving)
+            _sync_targets(
+                settings, catalog, new_catalog, contracts, scratch, timings, serving, progress
+            )
         elif new_catalog is not catalog:
             save_catalog(published, new_catalog)  # the commit point; the targets stay behind
             faults.point("manifest_saved")
@@ -170,6 +181,7 @@ def _sync_targets(
     scratch: Path,
     timings: Timings | None = None,
     serving: tuple[int, str] | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> tuple[int, str] | None:
     """Bring every target to ``catalog``: prepare those not serving it, commit the manifest
     (if ``catalog`` is not the ``committed`` one), then switch the prepared targets.
@@ -196,7 +208,7 @@ def _sync_targets(
         with timings.phase("postgres"):
             behind = postgres_identity(config) != catalog.identity
             if behind:
-                prepare_postgres(config, published, catalog, contracts, scratch)
+                prepare_postgres(config, published, catalog, contracts, scratch, progress)
                 faults.point("postgres_prepared")
     if catalog is not committed:
         save_catalog(published, catalog)  # the commit point

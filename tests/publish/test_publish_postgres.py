@@ -14,6 +14,7 @@ import duckdb
 import psycopg
 import pytest
 from psycopg import sql as pg
+from pydantic import SecretStr
 
 from pipeline.config import Settings
 from pipeline.errors import PublishBlockedError
@@ -72,6 +73,40 @@ def test_postgres_serves_exactly_what_the_serving_file_serves(
         publish_date(settings, published)
     assert served_by_postgres(postgres_url) == served_by_duckdb(_serving(settings))
     assert_whole(served_by_postgres(postgres_url), expected_rows(settings), days)
+    _assert_same_rows(settings, postgres_url)
+
+
+def test_a_first_publish_of_a_long_history_loads_it_in_batches_with_progress(
+    history: Path, tmp_path: Path, postgres_url: str, reader_role: str
+) -> None:
+    """PostgreSQL configured after 30 dates were published: the next publish loads every
+    date's versions of the daily tables, in a few COPY batches, and says how far it is."""
+    days = [day(n) for n in range(10, 40)]
+    settings = settings_from(history, tmp_path, postgres_reader_role=reader_role)
+    for published in days:
+        publish_date(settings, published)
+    config = settings.publish.model_copy(
+        update={"postgres_url": SecretStr(postgres_url), "postgres_copy_batch_rows": 2000}
+    )
+    settings = settings.model_copy(update={"publish": config})
+    lines: list[str] = []
+
+    publish_date(settings, days[-1], progress=lines.append)
+
+    assert_whole(served_by_postgres(postgres_url), expected_rows(settings), days)
+    _assert_same_rows(settings, postgres_url)
+    with psycopg.connect(postgres_url) as conn:
+        (versions,) = conn.execute("select count(*) from rfm_data.loaded_versions").fetchone()
+    assert versions > 4 * len(days)  # the daily tables' versions of every date
+    assert 1 < len(lines) < versions / 4, lines  # batches, not a COPY per version
+    assert lines[-1].startswith("PostgreSQL: ") and " rows loaded (" in lines[-1]
+    done, total = lines[-1].split(" rows loaded")[0].removeprefix("PostgreSQL: ").split(" of ")
+    assert done == total
+
+
+def _assert_same_rows(settings: Settings, postgres_url: str) -> None:
+    """Every published table (and the episodes view) holds the same rows in PostgreSQL
+    as in the serving file."""
     duck = duckdb.connect(str(_serving(settings)), read_only=True)
     with psycopg.connect(postgres_url) as conn:
         for table in (*PUBLISHED_TABLES, "customer_stage_episodes"):
