@@ -26,6 +26,7 @@ def connect(
     the thread keeps one open and each connection gets a database attached to it
     (half a millisecond), unless one is already out (a connection opened inside
     another step's gets a database of its own: the two must not share a spill folder).
+    Parquet metadata is cached in the database (``_METADATA_CACHE``).
     """
     spill_dir.mkdir(parents=True, exist_ok=True)
     if database is None and getattr(_local, "lent", None) is None:
@@ -33,6 +34,7 @@ def connect(
     else:
         con = duckdb.connect(str(database) if database else ":memory:")
         con.execute("set temp_directory = $dir", {"dir": str(spill_dir)})
+        con.execute(_METADATA_CACHE)
     con.execute("set TimeZone = 'UTC'")
     con.execute("set memory_limit = $limit", {"limit": config.memory_limit})
     if config.threads:
@@ -50,6 +52,11 @@ def release(con: duckdb.DuckDBPyConnection) -> None:
 
 
 _local = threading.local()
+# Parquet footers read once per database, not once per query: a day's steps read the
+# same recent partitions many times (the thread's database lives across steps and the
+# dates of a backfill). A file replaced since (a re-run) is read again: DuckDB checks
+# each cached file's version on the local file system.
+_METADATA_CACHE = "set parquet_metadata_cache = true"
 
 
 def _lend(spill_dir: Path) -> duckdb.DuckDBPyConnection:
@@ -68,6 +75,7 @@ def _lend(spill_dir: Path) -> duckdb.DuckDBPyConnection:
     if root is None:
         root = duckdb.connect(":memory:")
         root.execute("set temp_directory = $dir", {"dir": str(spill_dir)})
+        root.execute(_METADATA_CACHE)
         _local.root, _local.count = root, 0
     _local.count += 1
     name = f"step_{_local.count}"

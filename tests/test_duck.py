@@ -63,3 +63,28 @@ def test_a_connection_opened_inside_another_keeps_its_own_spill_folder(tmp_path:
     with pytest.raises(duckdb.CatalogException):
         again.execute("select * from kept")
     release(again)
+
+
+def test_a_partition_replaced_in_the_same_second_is_read_anew(tmp_path: Path) -> None:
+    """Parquet footers are cached across a process's steps; a re-run's replaced
+    partition (same name, same size, other values) is never read with the old one."""
+    from pipeline.lake import write_partition
+
+    target = tmp_path / "t" / "data.parquet"
+    seen = []
+    for factor in (1, 2, 3, 1):
+        con = connect(DuckDBConfig(), tmp_path / "spill")
+        assert con.execute("select current_setting('parquet_metadata_cache')").fetchall() == [
+            (True,)
+        ]
+        write_partition(con.sql(f"select range * {factor} as x from range(1000)"), target)
+        seen.append(
+            con.execute("select sum(x) from read_parquet($p)", {"p": str(target)}).fetchall()
+        )
+        release(con)
+        # A later step of the same process reads it through the cache.
+        con = connect(DuckDBConfig(), tmp_path / "spill")
+        again = con.execute("select sum(x) from read_parquet($p)", {"p": str(target)}).fetchall()
+        release(con)
+        assert again == seen[-1]
+    assert seen == [[(499500 * f,)] for f in (1, 2, 3, 1)]
