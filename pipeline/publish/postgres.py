@@ -420,11 +420,12 @@ def _load_versions(
         while chunk := handle.read(_COPY_CHUNK):
             copy.write(chunk)
     csv_file.unlink()
-    with conn.cursor() as cursor:
-        cursor.executemany(
-            pg.SQL("insert into {} values (%s, %s, %s)").format(n.data("loaded_versions")),
-            [(contract.table, entry.version, entry.rows) for entry in entries],
-        )
+    with (
+        conn.cursor() as cursor,
+        cursor.copy(pg.SQL("copy {} from stdin").format(n.data("loaded_versions"))) as copy,
+    ):
+        for entry in entries:
+            copy.write_row((contract.table, entry.version, entry.rows))
 
 
 def _write_csv(
