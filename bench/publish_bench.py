@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     with bench_root(args, "pub-bench-") as root:
         config = prepare_history(root, args, START)
-        with _fresh_database(args.postgres_url) as url:
+        with fresh_database(args.postgres_url) as url:
             with config.open("a", encoding="utf-8") as handle:
                 handle.write(f'[publish]\nkey_secret = "{SECRET}"\npostgres_url = "{url}"\n')
             rows = _bench(root, config, args)
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 @contextmanager
-def _fresh_database(admin_url: str) -> Iterator[str]:
+def fresh_database(admin_url: str) -> Iterator[str]:
     """An empty database on the server of ``admin_url`` for this run, dropped after."""
     if not admin_url:
         yield ""

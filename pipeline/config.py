@@ -52,6 +52,11 @@ class PathsConfig(_Section):
     models: Path = Path("data/models")
     alerts: Path = Path("data/alerts")
 
+    @classmethod
+    def under(cls, root: Path) -> PathsConfig:
+        """Every folder under ``root``, by its name (a test's, a benchmark's, a harness's)."""
+        return cls(**{name: root / name for name in cls.model_fields})
+
     def resolved_against(self, base: Path) -> PathsConfig:
         return PathsConfig(
             incoming=(base / self.incoming).resolve(),

@@ -17,14 +17,7 @@ WEB_HEADER = (
 
 def with_paths(settings: Settings, root: Path) -> Settings:
     """``settings`` with every path under ``root`` (incoming created)."""
-    paths = PathsConfig(
-        incoming=root / "incoming",
-        lake=root / "lake",
-        state=root / "state",
-        published=root / "published",
-        models=root / "models",
-        alerts=root / "alerts",
-    )
+    paths = PathsConfig.under(root)
     paths.incoming.mkdir(parents=True, exist_ok=True)
     return settings.model_copy(update={"paths": paths})
 

@@ -226,14 +226,7 @@ def cdnow_settings(root: Path, base: Settings | None = None) -> Settings:
     """``base`` (default: the built-in defaults) with every path under ``root`` and the
     evaluation's pseudonym secret."""
     settings = base or Settings()
-    paths = PathsConfig(
-        incoming=root / "incoming",
-        lake=root / "lake",
-        state=root / "state",
-        published=root / "published",
-        models=root / "models",
-        alerts=root / "alerts",
-    )
+    paths = PathsConfig.under(root)
     publish = settings.publish.model_copy(update={"key_secret": SecretStr(KEY_SECRET)})
     return settings.model_copy(update={"paths": paths, "publish": publish})
 
