@@ -5,7 +5,9 @@
 - **temporaries**: half-written files in the published folder (``.*.tmp``) and serving
   files prepared but never switched in (``.<serving file>.*``);
 - **orphans**: files under ``snapshots/`` that the manifest names neither as live nor as
-  retired (placed by a publish killed before its commit, or left after it);
+  retired (placed by a publish killed before its commit). The next publish clears those
+  in its own date's folders and in those of publishes killed on other dates; a file put
+  anywhere else by hand is only listed (``status``);
 - **targets_behind**: targets not serving the manifest's publish (killed between the
   commit and their switch); the next publish brings them to it first.
 
