@@ -42,11 +42,13 @@ import pyarrow.parquet as pq
 
 from pipeline.config import Settings
 from pipeline.declarations import build_intermediate
+from pipeline.duck import connect, release
 from pipeline.lake import AS_OF_KEY, Lake
 from pipeline.lifecycle import rhythm as rhythm_model
 from pipeline.model_store import VersionedStore, refit_due
 from pipeline.tables import CUSTOMER_DAYS, CUSTOMER_SEGMENTS
 from pipeline.threads import one_openmp_thread, openmp_threads_for
+from pipeline.workspace import workspace
 
 log = logging.getLogger(__name__)
 
@@ -194,44 +196,54 @@ def risk_model_in_force(settings: Settings, day: date, alive: Any) -> tuple[Risk
 
 
 def fit(settings: Settings, day: date, alive: Any) -> tuple[RiskModel, pa.Table]:
-    """Fit the rhythm and the risk model as of ``day`` from the lake's history."""
+    """Fit the rhythm and the risk model as of ``day`` from the lake's history.
+
+    It reads every purchase day up to ``day``, so its DuckDB connection is bounded like
+    every step's (``[duckdb]`` memory limit, a scratch folder of its own to spill to).
+    """
+    with workspace(settings.paths.state, "risk-fit", day) as scratch:
+        con = connect(settings.duckdb, spill_dir=scratch / "spill")
+        try:
+            return _fit(con, settings, day, alive)
+        finally:
+            release(con)
+
+
+def _fit(
+    con: duckdb.DuckDBPyConnection, settings: Settings, day: date, alive: Any
+) -> tuple[RiskModel, pa.Table]:
     rules = settings.lifecycle
     lake = Lake(settings.paths.lake)
-    con = duckdb.connect()
-    try:
-        rhythm = _fit_rhythm(con, settings, day)
-        curve = rhythm.curve_table()
-        con.register("gap_curve", curve)
-        horizon = (
-            rules.horizon_days
-            if rules.horizon_days > 0
-            else rhythm_model.horizon_days(rhythm, rules.horizon_gap_multiple)
+    rhythm = _fit_rhythm(con, settings, day)
+    curve = rhythm.curve_table()
+    con.register("gap_curve", curve)
+    horizon = (
+        rules.horizon_days
+        if rules.horizon_days > 0
+        else rhythm_model.horizon_days(rhythm, rules.horizon_gap_multiple)
+    )
+    fallback = RiskModel(
+        version=day,
+        source="rhythm_fallback",
+        horizon_days=horizon,
+        population_gap_days=rhythm.population_gap_days,
+        danger_risk=rules.fallback_danger_percentile,
+        danger_exit_risk=max(rules.fallback_danger_percentile - rules.danger_exit_margin, 0),
+        termination_risk=rules.fallback_termination_percentile,
+        figures=_rhythm_figures(rhythm),
+    )
+    cutoffs = _cutoffs(settings, lake, day, horizon)
+    if len(cutoffs) < 2:
+        reason = (
+            f"too little history to backtest a {horizon}-day horizon: "
+            f"{len(cutoffs)} cut-off date(s) with their outcome known by {day}, 2 needed"
         )
-        fallback = RiskModel(
-            version=day,
-            source="rhythm_fallback",
-            horizon_days=horizon,
-            population_gap_days=rhythm.population_gap_days,
-            danger_risk=rules.fallback_danger_percentile,
-            danger_exit_risk=max(rules.fallback_danger_percentile - rules.danger_exit_margin, 0),
-            termination_risk=rules.fallback_termination_percentile,
-            figures=_rhythm_figures(rhythm),
-        )
-        cutoffs = _cutoffs(settings, lake, day, horizon)
-        if len(cutoffs) < 2:
-            reason = (
-                f"too little history to backtest a {horizon}-day horizon: "
-                f"{len(cutoffs)} cut-off date(s) with their outcome known by {day}, 2 needed"
-            )
-            log.warning("risk model %s: %s; the rhythm percentile stands in", day, reason)
-            return _with(fallback, reason=reason), curve
-        examples = [
-            _examples(con, settings, cutoff, day, horizon, rhythm, len(cutoffs))
-            for cutoff in cutoffs
-        ]
-        return _fit_classifier(settings, fallback, cutoffs, examples, alive), curve
-    finally:
-        con.close()
+        log.warning("risk model %s: %s; the rhythm percentile stands in", day, reason)
+        return _with(fallback, reason=reason), curve
+    examples = [
+        _examples(con, settings, cutoff, day, horizon, rhythm, len(cutoffs)) for cutoff in cutoffs
+    ]
+    return _fit_classifier(settings, fallback, cutoffs, examples, alive), curve
 
 
 def _with(model: RiskModel, **changes: Any) -> RiskModel:
