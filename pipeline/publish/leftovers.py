@@ -157,18 +157,14 @@ def _published_files(
         relative = os.path.relpath(folder, published).replace(os.sep, "/")
         relative = "" if relative == "." else relative
         if days is not None and relative == SNAPSHOTS:
-            subfolders[:] = []
-            for table in sorted(_subfolders(Path(folder))):
+            tables, subfolders[:] = sorted(subfolders), []
+            for table in tables:
                 for day in days:
                     partition = Path(folder) / table / f"{AS_OF_KEY}={day.isoformat()}"
                     if partition.is_dir():
                         names = [entry.name for entry in os.scandir(partition) if entry.is_file()]
                         yield f"{SNAPSHOTS}/{table}/{partition.name}", names
         yield relative, files
-
-
-def _subfolders(folder: Path) -> list[str]:
-    return [entry.name for entry in os.scandir(folder) if entry.is_dir()]
 
 
 def _targets_behind(settings: Settings, check_postgres: bool) -> list[str]:

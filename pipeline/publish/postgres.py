@@ -127,14 +127,13 @@ def prepare_postgres(
                 pg.SQL("delete from {} where publish_number >= %s").format(names.data(table)),
                 [number],
             )
-        missing: dict[str, list[Entry]] = {}
+        missing: list[tuple[Contract, list[Entry]]] = []
         for contract in contracts:
             _ensure_table(conn, names, contract)
             loaded = _loaded_versions(conn, names, contract.table)
-            missing[contract.table] = [
-                entry for _, entry in _served(catalog, contract) if entry.version not in loaded
-            ]
-        _load_missing(conn, names, contracts, missing, published, scratch, config, progress)
+            served = [entry for _, entry in _served(catalog, contract)]
+            missing.append((contract, [e for e in served if e.version not in loaded]))
+        _load_missing(conn, names, missing, published, scratch, config, progress)
         _ensure_views(conn, names, contracts, force=migrated)
         _record_publish(conn, names, catalog, contracts, _audit_of(published, catalog))
         if ahead:
@@ -341,20 +340,19 @@ def _loaded_versions(conn: psycopg.Connection, n: _Names, table: str) -> set[str
 def _load_missing(
     conn: psycopg.Connection,
     n: _Names,
-    contracts: list[Contract],
-    missing: dict[str, list[Entry]],
+    missing: list[tuple[Contract, list[Entry]]],
     published: Path,
     scratch: Path,
     config: PublishConfig,
     progress: Progress | None,
 ) -> None:
-    """COPY every missing version, table by table, in batches of about
+    """COPY every missing version (per contract), table by table, in batches of about
     ``postgres_copy_batch_rows`` rows, with a progress line per batch when there is more
     than one."""
     batches = [
         (contract, batch)
-        for contract in contracts
-        for batch in _batches(missing[contract.table], config.postgres_copy_batch_rows)
+        for contract, entries in missing
+        for batch in _batches(entries, config.postgres_copy_batch_rows)
     ]
     if not batches:
         return
