@@ -30,6 +30,7 @@ import math
 import pickle
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -45,6 +46,7 @@ from pipeline.declarations import build_intermediate
 from pipeline.duck import connect, release
 from pipeline.lake import AS_OF_KEY, Lake
 from pipeline.lifecycle import rhythm as rhythm_model
+from pipeline.lifecycle.tree_paths import Thresholds, distinct_paths, split_thresholds
 from pipeline.model_store import VersionedStore, refit_due
 from pipeline.tables import CUSTOMER_DAYS, CUSTOMER_SEGMENTS
 from pipeline.threads import one_openmp_thread, openmp_threads_for
@@ -103,9 +105,21 @@ class RiskModel:
             )
         if features.num_rows == 0:
             return np.zeros(0, dtype=np.float64)
-        with openmp_threads_for(features.num_rows):
-            proba = self.estimator.predict_proba(feature_matrix(features))[:, 1]
-        return np.asarray(proba, dtype=np.float64)
+        matrix = feature_matrix(features)
+        # Customers no split tells apart get the same risk: apply the model once to
+        # each such group (exact; pipeline/lifecycle/tree_paths.py).
+        groups = None if self._thresholds is None else distinct_paths(self._thresholds, matrix)
+        if groups is None:
+            with openmp_threads_for(len(matrix)):
+                return np.asarray(self.estimator.predict_proba(matrix)[:, 1], dtype=np.float64)
+        first, group = groups
+        with openmp_threads_for(len(first)):
+            proba = self.estimator.predict_proba(matrix[first])[:, 1]
+        return np.asarray(proba, dtype=np.float64)[group]
+
+    @cached_property
+    def _thresholds(self) -> Thresholds | None:
+        return split_thresholds(self.estimator, len(FEATURES))
 
 
 def feature_matrix(features: pa.Table) -> npt.NDArray[np.float64]:

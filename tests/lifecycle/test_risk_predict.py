@@ -1,0 +1,92 @@
+"""Applying the risk model once per group of customers its trees cannot tell apart gives
+every customer exactly the risk the model gives them one by one."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from pipeline.config import Settings
+from pipeline.lifecycle import risk, tree_paths
+
+
+def test_values_between_the_same_thresholds_share_a_group() -> None:
+    thresholds = [np.array([1.0, 2.0]), np.array([], dtype=np.float64)]
+    # x <= 1 for 0.5 and 1.0; 1 < x <= 2 for 1.5 and 2.0; then 2.5; NaN apart.
+    matrix = np.array(
+        [[0.5, 7.0], [1.0, 8.0], [1.5, 9.0], [2.0, 7.0], [2.5, 7.0], [np.nan, 7.0], [1.0, np.nan]]
+    )
+    groups = tree_paths.distinct_paths(thresholds, matrix)
+    assert groups is not None
+    first, group = groups
+    assert len(first) == 5
+    assert group[0] == group[1] and group[2] == group[3]
+    assert len({group[0], group[2], group[4], group[5], group[6]}) == 5
+    assert (group[first] == np.arange(len(first))).all()
+
+
+def test_too_many_thresholds_for_one_key_apply_the_model_to_every_row() -> None:
+    thresholds = [np.arange(1000, dtype=np.float64)] * 8
+    assert tree_paths.distinct_paths(thresholds, np.zeros((3, 8))) is None
+    assert tree_paths.split_thresholds(object(), 8) is None
+
+
+def _features(rng: np.random.Generator, rows: int) -> pa.Table:
+    """lifecycle_features columns the model reads: whole days and counts (often equal
+    between customers), amounts on a continuous scale, and missing values."""
+    silence = rng.integers(0, 400, rows).astype(np.float64)
+    gaps = np.round(rng.exponential(1.5, rows), 4)
+    gaps[rng.random(rows) < 0.05] = np.nan
+    return pa.table(
+        {
+            "days_since_last_purchase": silence,
+            "window_purchase_days": rng.integers(0, 12, rows),
+            "window_net_amount": pa.array(np.round(rng.gamma(2.0, 60.0, rows), 2)),
+            "recent_purchase_days": rng.integers(0, 4, rows),
+            "silence_in_gaps": gaps,
+            "rhythm_percentile": np.round(rng.random(rows), 4),
+            "returned_after_last_purchase": rng.random(rows) < 0.1,
+            "recent_sale_amount": np.round(rng.gamma(1.0, 40.0, rows), 2),
+            "recent_returned_amount": np.where(rng.random(rows) < 0.1, 10.0, 0.0),
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def model() -> risk.RiskModel:
+    rng = np.random.default_rng(3)
+    train = _features(rng, 4000)
+    matrix = risk.feature_matrix(train)
+    odds = 0.02 * matrix[:, 0] - 0.3 * matrix[:, 1] + rng.normal(0, 1, len(matrix))
+    lost = (odds > np.median(odds)).astype(np.int64)
+    estimator = risk._classifier(Settings(), len(lost)).fit(matrix, lost)
+    return risk.RiskModel(
+        version=date(2025, 1, 1),
+        source="model",
+        horizon_days=90,
+        population_gap_days=30.0,
+        danger_risk=0.6,
+        danger_exit_risk=0.5,
+        termination_risk=0.8,
+        estimator=estimator,
+    )
+
+
+def test_the_grouped_risk_is_the_risk_of_every_customer_bit_for_bit(
+    model: risk.RiskModel,
+) -> None:
+    base = _features(np.random.default_rng(11), 10_000)
+    # The same customers with a cent more spent: most stay between the same thresholds.
+    nudged = pc.add(base.column("window_net_amount"), 0.01)
+    features = pa.concat_tables([base, base.set_column(2, "window_net_amount", nudged)])
+    matrix = risk.feature_matrix(features)
+    thresholds = tree_paths.split_thresholds(model.estimator, len(risk.FEATURES))
+    assert thresholds is not None and all(len(values) for values in thresholds[:2])
+    groups = tree_paths.distinct_paths(thresholds, matrix)
+    assert groups is not None and 10_000 <= len(groups[0]) < len(matrix)
+    one_by_one = model.estimator.predict_proba(matrix)[:, 1]
+    assert np.array_equal(model.predict(features), one_by_one)
