@@ -13,7 +13,7 @@ each in its own child process:
   derived tables (transitions, stage history, danger alerts, counts, flows) and the
   alerts file;
 - ``re-run``: ``stage_date(D)`` again; its six partitions must keep the same bytes;
-- ``risk model fit``: what the model schedule adds once a week (``risk.fit`` as of D:
+- ``risk model fit``: what the model schedule adds once a week (``risk.fit`` as of D-1:
   the rhythm over every customer-day, the backtest's cut-offs, the classifier), not
   part of the daily step.
 
@@ -117,7 +117,8 @@ def _bench(root: Path, config: Path, args: argparse.Namespace) -> list[Row]:
         before = _digests(settings, day)
         again = _run(root, config, "re-run", day)
         rows += [first, _with_same_bytes(again, before == _digests(settings, day))]
-        rows.append(_run(root, config, "risk model fit", day, child="fit"))
+        # As of D-1: its backtest cut-offs are the ones prepare_date scored (D's are not).
+        rows.append(_run(root, config, "risk model fit", day - timedelta(days=1), child="fit"))
     return rows
 
 
