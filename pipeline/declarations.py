@@ -658,13 +658,18 @@ def build_intermediate(
     settings: Settings,
     model: str,
     params: Mapping[str, Any] | None = None,
+    *,
+    customers: str | None = None,
 ) -> None:
     """Build the declared intermediate ``model`` in ``con``, named after it: a temporary
     view or table, as declared (``materialized``).
 
     Binds the declared configuration sections and ``params`` (the caller's: the date,
     derived values) and registers the declared seeds and lake inputs (relative to the
-    parameter ``relative_to`` names, ``as_of_date`` unless declared).
+    parameter ``relative_to`` names, ``as_of_date`` unless declared). With
+    ``customers`` (a registered view or table with a ``customer_id`` column), the lake
+    inputs keep only those customers' rows: for a model whose rows are each one
+    customer's own, the build over a sample of customers.
 
     Raises:
         ValueError: ``model`` is a partitioned table (``run_model`` writes those), or a
@@ -675,7 +680,9 @@ def build_intermediate(
         raise ValueError(f"{model} is a partitioned table: run_model writes it")
     bound = config_params(settings, spec.config) | dict(params or {})
     if spec.lake_inputs:
-        register_lake_inputs(con, settings, model, bound[spec.relative_to], bound)
+        register_lake_inputs(
+            con, settings, model, bound[spec.relative_to], bound, customers=customers
+        )
     for name in spec.seeds:
         seeds.register(con, name)
     with _inputs_named_on_error(con, spec, model):
@@ -692,10 +699,14 @@ def register_lake_inputs(
     day: date,
     params: Mapping[str, Any] | None = None,
     query: str | None = None,
+    *,
+    customers: str | None = None,
 ) -> None:
     """Register ``model``'s declared lake inputs for ``day`` (those of ``query`` when it
     is given): each a view over the partitions of its table on the declared dates
     (under ``settings`` and the caller's ``params``), or its stand-in when there is none.
+    With ``customers`` (a registered view or table), a table with a ``customer_id``
+    column is read for those customers only.
 
     Raises:
         ValueError: an input has no partition on its dates and no stand-in (named).
@@ -717,11 +728,26 @@ def register_lake_inputs(
             files = lake.existing_partitions(source.table, dates, source.partition_by)
         if files:
             # By name: a partition written before a column was added reads as null there.
-            register_parquet(con, item.view, [str(path) for path in files], union_by_name=True)
+            paths = [str(path) for path in files]
+            if customers is None:
+                register_parquet(con, item.view, paths, union_by_name=True)
+            else:
+                _register_for_customers(con, item.view, paths, customers)
         elif item.when_missing:
             sql.relation(con, item.when_missing).create_view(item.view, replace=True)
         else:
             raise ValueError(f"{model} reads {item.view}: no {source.table} {_span(dates)}")
+
+
+def _register_for_customers(
+    con: duckdb.DuckDBPyConnection, view: str, paths: list[str], customers: str
+) -> None:
+    """The view ``view`` over ``paths``, by column name, keeping only the rows of the
+    customers in ``customers`` when the table has a ``customer_id`` column."""
+    rows = con.read_parquet(paths, hive_partitioning=True, union_by_name=True)
+    if "customer_id" in rows.columns:
+        rows = rows.join(con.table(identifier(customers)), "customer_id", how="semi")
+    rows.create_view(view, replace=True)
 
 
 def _span(dates: list[date]) -> str:

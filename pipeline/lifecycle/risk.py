@@ -43,7 +43,7 @@ import pyarrow.parquet as pq
 
 from pipeline.config import Settings
 from pipeline.declarations import build_intermediate
-from pipeline.duck import connect, release
+from pipeline.duck import connect, count_rows, release
 from pipeline.lake import AS_OF_KEY, Lake
 from pipeline.lifecycle import rhythm as rhythm_model
 from pipeline.lifecycle.tree_paths import Thresholds, distinct_paths, split_thresholds
@@ -325,16 +325,23 @@ def _cutoffs(settings: Settings, lake: Lake, day: date, horizon: int) -> list[da
 
 
 def build_features(
-    con: duckdb.DuckDBPyConnection, settings: Settings, day: date, population_gap_days: float
+    con: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    day: date,
+    population_gap_days: float,
+    *,
+    customers: str | None = None,
 ) -> None:
     """The temporary table lifecycle_features as of ``day`` (``gap_curve`` registered;
     the date's segments and customer days are its declared lake inputs): the declared
-    configuration, the date and the shop's gap (the rhythm model's)."""
+    configuration, the date and the shop's gap (the rhythm model's). With ``customers``
+    (a registered table), for those customers only."""
     build_intermediate(
         con,
         settings,
         "lifecycle/lifecycle_features",
         {"as_of_date": day, "population_gap_days": population_gap_days},
+        customers=customers,
     )
 
 
@@ -347,16 +354,27 @@ def _examples(
     rhythm: rhythm_model.Rhythm,
     n_cutoffs: int,
 ) -> pa.Table:
-    """One cut-off's customers: features as of the cut-off, and what they did next."""
-    build_features(con, settings, cutoff, rhythm.population_gap_days)
+    """One cut-off's sample of customers: features as of the cut-off, and what they did
+    next. When the cut-off knows more customers than its share of the sample, the sample
+    is drawn first and the features built for it alone: the weekly fit then reads each
+    cut-off's window for a few thousand customers, not for every one."""
+    per_cutoff = max(1, settings.lifecycle.sample_size // n_cutoffs)
+    sample = None
+    segments = Lake(settings.paths.lake).partition_file(CUSTOMER_SEGMENTS, cutoff, AS_OF_KEY)
+    if count_rows(con, segments) > per_cutoff:
+        sample = "backtest_sample"
+        build_intermediate(
+            con, settings, f"lifecycle/{sample}", {"as_of_date": cutoff, "sample_rows": per_cutoff}
+        )
+    build_features(con, settings, cutoff, rhythm.population_gap_days, customers=sample)
     con.execute("create or replace temp view cutoff_customers as select * from lifecycle_features")
     build_intermediate(
         con,
         settings,
         "lifecycle/risk_labels",
         {"cutoff_date": cutoff, "horizon_days": horizon, "known_by": day},
+        customers=sample,
     )
-    per_cutoff = max(1, settings.lifecycle.sample_size // n_cutoffs)
     return con.sql(
         """
         select lifecycle_features.*, risk_labels.no_purchase

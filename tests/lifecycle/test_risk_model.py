@@ -1,9 +1,11 @@
-"""Applying the risk model once per group of customers its trees cannot tell apart gives
-every customer exactly the risk the model gives them one by one."""
+"""The risk model at scale: applied once per group of customers its trees cannot tell
+apart, and fitted on cut-offs sampled before their features are built; both give exactly
+what the plain way gives."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -11,7 +13,13 @@ import pyarrow.compute as pc
 import pytest
 
 from pipeline.config import Settings
+from pipeline.declarations import build_intermediate
+from pipeline.demo.generate import generate
+from pipeline.duck import connect, release
+from pipeline.ingest.run import ingest_date
 from pipeline.lifecycle import risk, tree_paths
+from pipeline.scoring.run import score_date
+from tests.support import with_paths
 
 
 def test_values_between_the_same_thresholds_share_a_group() -> None:
@@ -90,3 +98,54 @@ def test_the_grouped_risk_is_the_risk_of_every_customer_bit_for_bit(
     assert groups is not None and 10_000 <= len(groups[0]) < len(matrix)
     one_by_one = model.estimator.predict_proba(matrix)[:, 1]
     assert np.array_equal(model.predict(features), one_by_one)
+
+
+@pytest.fixture(scope="module")
+def scored(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """Three weeks of a small demo, ingested and scored (what a backtest cut-off reads)."""
+    root = tmp_path_factory.mktemp("risk-sample")
+    start = date(2025, 1, 1)
+    generate(root, start=start, days=21, customers=300, seed=5)
+    settings = with_paths(Settings(), root)
+    for offset in range(21):
+        day = start + timedelta(days=offset)
+        ingest_date(settings, day)
+        score_date(settings, day)
+    return settings
+
+
+def test_a_cut_off_sampled_first_learns_from_what_sampling_everyone_after_gives(
+    scored: Settings, tmp_path: Path
+) -> None:
+    """The fit draws a cut-off's sample before building its features and labels (each
+    customer's own): the examples are those of building them for everyone, sampled."""
+    cutoff, day, horizon, n_cutoffs = date(2025, 1, 12), date(2025, 1, 21), 7, 20
+    settings = scored.model_copy(
+        update={"lifecycle": scored.lifecycle.model_copy(update={"sample_size": 1000})}
+    )
+    per_cutoff = 1000 // n_cutoffs
+    con = connect(settings.duckdb, spill_dir=tmp_path / "spill")
+    rhythm = risk._fit_rhythm(con, settings, day)
+    con.register("gap_curve", rhythm.curve_table())
+    sampled = risk._examples(con, settings, cutoff, day, horizon, rhythm, n_cutoffs)
+    built = con.execute("select count(*) from lifecycle_features").fetchall()[0][0]
+    assert built == per_cutoff  # the features were built for the sample alone
+    # Everyone first, as the fit did before: then the same order and limit.
+    risk.build_features(con, settings, cutoff, rhythm.population_gap_days)
+    con.execute("create or replace temp view cutoff_customers as select * from lifecycle_features")
+    build_intermediate(
+        con,
+        settings,
+        "lifecycle/risk_labels",
+        {"cutoff_date": cutoff, "horizon_days": horizon, "known_by": day},
+    )
+    everyone = con.sql(
+        "select lifecycle_features.*, risk_labels.no_purchase from lifecycle_features"
+        " inner join risk_labels using (customer_id)"
+        " order by hash(customer_id, $cutoff), customer_id",
+        params={"cutoff": cutoff},
+    ).to_arrow_table()
+    release(con)
+    assert everyone.num_rows > per_cutoff  # the sample is drawn, not everyone
+    assert sampled.num_rows == per_cutoff
+    assert sampled.equals(everyone.slice(0, per_cutoff))
