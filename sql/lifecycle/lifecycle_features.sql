@@ -154,17 +154,50 @@ second_curve as (
 
 ),
 
+-- Each silence looked up once on its curve: an ASOF join sorts its left side, and
+-- sorting the distinct silences costs far less than sorting every customer's row.
+repeat_silences as (
+
+    select distinct silence_in_gaps from scaled where silence_in_gaps is not null
+
+),
+
+repeat_placed as (
+
+    select repeat_silences.silence_in_gaps, repeat_curve.cdf
+    from repeat_silences
+    asof left join repeat_curve on repeat_silences.silence_in_gaps > repeat_curve.x
+
+),
+
+second_silences as (
+
+    select distinct silence_days_one_time
+    from scaled
+    where silence_days_one_time is not null
+
+),
+
+second_placed as (
+
+    select second_silences.silence_days_one_time, second_curve.cdf
+    from second_silences
+    asof left join second_curve on second_silences.silence_days_one_time > second_curve.x
+
+),
+
 placed as (
 
     select
         scaled.*,
         -- The share of such gaps (of customers who did buy again) strictly shorter than
         -- this silence: 0.9 reads "9 in 10 of this customer's gaps were shorter".
-        coalesce(repeat_curve.cdf, second_curve.cdf, 0.0) as rhythm_percentile,
+        coalesce(repeat_placed.cdf, second_placed.cdf, 0.0) as rhythm_percentile,
 
     from scaled
-    asof left join repeat_curve on scaled.silence_in_gaps > repeat_curve.x
-    asof left join second_curve on scaled.silence_days_one_time > second_curve.x
+    left join repeat_placed on scaled.silence_in_gaps = repeat_placed.silence_in_gaps
+    left join second_placed
+        on scaled.silence_days_one_time = second_placed.silence_days_one_time
 
 ),
 
