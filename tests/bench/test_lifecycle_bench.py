@@ -29,7 +29,7 @@ def test_bench_runs_the_daily_lifecycle_step_and_its_rerun(tmp_path: Path) -> No
     assert [(row["step"], row["as of"], row["history days"]) for row in table] == [
         ("daily step", "2025-01-20", "20"),
         ("re-run", "2025-01-20", "20"),
-        ("risk model fit", "2025-01-20", "20"),
+        ("risk model fit", "2025-01-19", "19"),  # as of D-1, whose cut-offs are scored
     ], table
     first, again, refit = table
     # 20 days are too short to backtest the bench's 28-day horizon: the fallback.
