@@ -18,7 +18,7 @@ segments as (
 
 ),
 
-recent_days as (
+recent_customer_days as (
 
     select
         *,
@@ -55,7 +55,7 @@ recent as (
         sum(net_amount)::decimal(18, 2) as recent_net_amount,
         max(activity_date) filter (where return_lines > 0) as last_return_date,
 
-    from recent_days
+    from recent_customer_days
     group by customer_id
 
 ),
