@@ -713,6 +713,8 @@ def register_lake_inputs(
     """
     from pipeline.scoring.inputs import register_parquet  # imports duckdb
 
+    if customers is not None:
+        identifier(customers)
     for item in declaration(model).lake_inputs:
         if item.query and query is not None and item.query != query:
             continue
@@ -728,26 +730,17 @@ def register_lake_inputs(
             files = lake.existing_partitions(source.table, dates, source.partition_by)
         if files:
             # By name: a partition written before a column was added reads as null there.
-            paths = [str(path) for path in files]
-            if customers is None:
-                register_parquet(con, item.view, paths, union_by_name=True)
-            else:
-                _register_for_customers(con, item.view, paths, customers)
+            register_parquet(
+                con,
+                item.view,
+                [str(path) for path in files],
+                union_by_name=True,
+                customers=customers,
+            )
         elif item.when_missing:
             sql.relation(con, item.when_missing).create_view(item.view, replace=True)
         else:
             raise ValueError(f"{model} reads {item.view}: no {source.table} {_span(dates)}")
-
-
-def _register_for_customers(
-    con: duckdb.DuckDBPyConnection, view: str, paths: list[str], customers: str
-) -> None:
-    """The view ``view`` over ``paths``, by column name, keeping only the rows of the
-    customers in ``customers`` when the table has a ``customer_id`` column."""
-    rows = con.read_parquet(paths, hive_partitioning=True, union_by_name=True)
-    if "customer_id" in rows.columns:
-        rows = rows.join(con.table(identifier(customers)), "customer_id", how="semi")
-    rows.create_view(view, replace=True)
 
 
 def _span(dates: list[date]) -> str:

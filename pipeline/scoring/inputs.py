@@ -33,13 +33,22 @@ def register_order_lines(con: duckdb.DuckDBPyConnection, lake: Lake, days: Itera
 
 
 def register_parquet(
-    con: duckdb.DuckDBPyConnection, view: str, files: list[str], *, union_by_name: bool = False
+    con: duckdb.DuckDBPyConnection,
+    view: str,
+    files: list[str],
+    *,
+    union_by_name: bool = False,
+    customers: str | None = None,
 ) -> None:
     """A view over Parquet files, hive partition columns included; with
-    ``union_by_name``, files whose columns differ are read by column name."""
+    ``union_by_name``, files whose columns differ are read by column name; with
+    ``customers`` (a registered table or view), a table with a ``customer_id`` column
+    keeps only those customers' rows."""
     if not files:
         raise ValueError(f"no files for view {view}")
     relation = con.read_parquet(files, hive_partitioning=True, union_by_name=union_by_name)
+    if customers is not None and "customer_id" in relation.columns:
+        relation = relation.join(con.table(customers), "customer_id", how="semi")
     relation.create_view(view, replace=True)
 
 
