@@ -532,6 +532,14 @@ class DuckDBConfig(_Section):
 
     memory_limit: str = "1GB"
     threads: int = Field(default=0, ge=0, le=256, description="0 means one per core")
+    backfill_overlap: bool = Field(
+        default=True,
+        description=(
+            "a backfill runs the next date's ingest and the date before's publish beside "
+            "each date's score and lifecycle: up to three DuckDB databases at once, each "
+            "within memory_limit; false runs one step at a time (same results)"
+        ),
+    )
 
 
 class ScheduleConfig(_Section):

@@ -180,8 +180,20 @@ def run_day(
 def run_days(
     settings: Settings, start: date, end: date, *, on_day: Progress | None = None
 ) -> DayReports:
-    """:func:`run_day` for each date from ``start`` to ``end``, in order (a backfill);
-    ``on_day`` is told each date as it is done. Returns the last date's reports.
+    """Every step of each date from ``start`` to ``end`` (a backfill); ``on_day`` is told
+    each date as it is done. Returns the last date's reports.
+
+    With ``duckdb.backfill_overlap`` (the default) the dates' steps overlap in three
+    lanes, each in date order, so that a second core has work: the next date's ingest
+    runs beside this date's score and lifecycle, and this date's publish beside the next
+    date's score. Every step reads only its own date and the dates before it, so the
+    lake, the models and the published files are those of a day-by-day run, byte for
+    byte (tests/test_steps.py). Each date's run record holds its steps' wall times, as
+    :func:`run_day` records them. Without it, the dates run one step at a time.
+
+    On the first failure the backfill stops as a day-by-day run would, except that the
+    date after the failed one may already be ingested, or scored and staged (its
+    partitions are whole; a re-run replaces them).
 
     Only the last date's publish moves the serving file and PostgreSQL: they go from the
     publish they served before the backfill to its last one, whole; every date's
@@ -192,6 +204,8 @@ def run_days(
     """
     if end < start:
         raise ValueError(f"the end {end} is before the start {start}")
+    if settings.duckdb.backfill_overlap:
+        return _overlapping(settings, start, end, on_day)
     day = start
     while True:
         reports = run_day(settings, day, move_targets=day == end)
@@ -200,3 +214,50 @@ def run_days(
         if day == end:
             return reports
         day += timedelta(days=1)
+
+
+def _overlapping(settings: Settings, start: date, end: date, on_day: Progress | None) -> DayReports:
+    """:func:`run_days` in three lanes: ingest (with customer days), score and lifecycle
+    (in the caller's thread), publish; at most one date ahead or behind."""
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    from pipeline.report.runs import record_run
+
+    def ingested(day: date) -> tuple[IngestReport, dict[str, float]]:
+        report, seconds = _timed(settings, "ingest", day)
+        _, days_seconds = _timed(settings, "customer days", day)
+        return report, {"ingest": seconds, "customer days": days_seconds}
+
+    def published(
+        day: date,
+        built: tuple[IngestReport, ScoreReport, LifecycleReport],
+        seconds: dict[str, float],
+    ) -> DayReports:
+        report, seconds["publish"] = _timed(settings, "publish", day, targets=day == end)
+        record_run(settings, day, seconds)
+        if on_day:
+            on_day(str(day))
+        return DayReports(*built, report)
+
+    ingest_lane = ThreadPoolExecutor(1, thread_name_prefix="backfill-ingest")
+    publish_lane = ThreadPoolExecutor(1, thread_name_prefix="backfill-publish")
+    try:
+        next_ingest = ingest_lane.submit(ingested, start)
+        publishing: Future[DayReports] | None = None
+        day = start
+        while True:
+            ingest_report, seconds = next_ingest.result()
+            if day < end:
+                next_ingest = ingest_lane.submit(ingested, day + timedelta(days=1))
+            score_report, seconds["score"] = _timed(settings, "score", day)
+            lifecycle_report, seconds["lifecycle"] = _timed(settings, "lifecycle", day)
+            if publishing is not None:
+                publishing.result()  # one publish in flight: its failure stops the next date
+            built = (ingest_report, score_report, lifecycle_report)
+            publishing = publish_lane.submit(published, day, built, seconds)
+            if day == end:
+                return publishing.result()
+            day += timedelta(days=1)
+    finally:
+        ingest_lane.shutdown(wait=True, cancel_futures=True)
+        publish_lane.shutdown(wait=True, cancel_futures=True)
