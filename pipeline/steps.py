@@ -183,17 +183,19 @@ def run_days(
     """Every step of each date from ``start`` to ``end`` (a backfill); ``on_day`` is told
     each date as it is done. Returns the last date's reports.
 
-    With ``duckdb.backfill_overlap`` (the default) the dates' steps overlap in three
-    lanes, each in date order, so that a second core has work: the next date's ingest
-    runs beside this date's score and lifecycle, and this date's publish beside the next
-    date's score. Every step reads only its own date and the dates before it, so the
-    lake, the models and the published files are those of a day-by-day run, byte for
-    byte (tests/test_steps.py). Each date's run record holds its steps' wall times, as
-    :func:`run_day` records them. Without it, the dates run one step at a time.
+    With ``duckdb.backfill_overlap`` (the default) the dates' steps overlap, so that a
+    second core has work: each step runs in a lane of its own (:data:`_LANES`), date
+    after date, and starts once the lane before has done its date; while one date is
+    staged, the next is ingested and scored and the one before published. Every step
+    reads only its own date and the dates before it, so the lake, the models and the
+    published files are those of a day-by-day run, byte for byte (tests/test_steps.py).
+    Each date's run record holds its steps' wall times, as :func:`run_day` records them
+    (steps running side by side take longer each). Without it, the dates run one step
+    at a time.
 
     On the first failure the backfill stops as a day-by-day run would, except that the
-    date after the failed one may already be ingested, or scored and staged (its
-    partitions are whole; a re-run replaces them).
+    two dates after the failed one may already be ingested or scored (their partitions
+    are whole; a re-run replaces them).
 
     Only the last date's publish moves the serving file and PostgreSQL: they go from the
     publish they served before the backfill to its last one, whole; every date's
@@ -216,48 +218,56 @@ def run_days(
         day += timedelta(days=1)
 
 
+# The lanes of an overlapping backfill, each a thread running its steps date after
+# date: a step starts once the lane before has done the same date.
+_LANES = (("ingest", "customer days"), ("score",), ("lifecycle",), ("publish",))
+# Dates in flight at once: one per lane but the first (ingest and score share a date).
+_DATES_IN_FLIGHT = 3
+
+
 def _overlapping(settings: Settings, start: date, end: date, on_day: Progress | None) -> DayReports:
-    """:func:`run_days` in three lanes: ingest (with customer days), score and lifecycle
-    (in the caller's thread), publish; at most one date ahead or behind."""
+    """:func:`run_days` in the lanes of :data:`_LANES`, with :data:`_DATES_IN_FLIGHT`
+    dates in flight at most."""
     from concurrent.futures import Future, ThreadPoolExecutor
 
     from pipeline.report.runs import record_run
 
-    def ingested(day: date) -> tuple[IngestReport, dict[str, float]]:
-        report, seconds = _timed(settings, "ingest", day)
-        _, days_seconds = _timed(settings, "customer days", day)
-        return report, {"ingest": seconds, "customer days": days_seconds}
+    Done = dict[str, tuple[Any, float]]  # step name: (its report, its seconds)
 
-    def published(
-        day: date,
-        built: tuple[IngestReport, ScoreReport, LifecycleReport],
-        seconds: dict[str, float],
-    ) -> DayReports:
-        report, seconds["publish"] = _timed(settings, "publish", day, targets=day == end)
-        record_run(settings, day, seconds)
-        if on_day:
-            on_day(str(day))
-        return DayReports(*built, report)
+    def lane(
+        steps: tuple[str, ...], day: date, before: Future[Done] | None, earlier: Future[Done] | None
+    ) -> Done:
+        # The lane before's result for the date, and this lane's for the date before:
+        # a failure in either stops this step (the exception travels down the lanes).
+        done = dict(before.result()) if before is not None else {}
+        if earlier is not None:
+            earlier.result()
+        for name in steps:
+            options = {"targets": day == end} if name == "publish" else {}
+            done[name] = _timed(settings, name, day, **options)
+        if steps == _LANES[-1]:
+            record_run(settings, day, {name: seconds for name, (_, seconds) in done.items()})
+            if on_day:
+                on_day(str(day))
+        return done
 
-    ingest_lane = ThreadPoolExecutor(1, thread_name_prefix="backfill-ingest")
-    publish_lane = ThreadPoolExecutor(1, thread_name_prefix="backfill-publish")
+    pools = [ThreadPoolExecutor(1, thread_name_prefix=f"backfill-{steps[0]}") for steps in _LANES]
     try:
-        next_ingest = ingest_lane.submit(ingested, start)
-        publishing: Future[DayReports] | None = None
+        previous: list[Future[Done] | None] = [None] * len(_LANES)
+        finished: list[Future[Done]] = []
         day = start
-        while True:
-            ingest_report, seconds = next_ingest.result()
-            if day < end:
-                next_ingest = ingest_lane.submit(ingested, day + timedelta(days=1))
-            score_report, seconds["score"] = _timed(settings, "score", day)
-            lifecycle_report, seconds["lifecycle"] = _timed(settings, "lifecycle", day)
-            if publishing is not None:
-                publishing.result()  # one publish in flight: its failure stops the next date
-            built = (ingest_report, score_report, lifecycle_report)
-            publishing = publish_lane.submit(published, day, built, seconds)
-            if day == end:
-                return publishing.result()
+        while day <= end:
+            if len(finished) >= _DATES_IN_FLIGHT:
+                finished[-_DATES_IN_FLIGHT].result()
+            before: Future[Done] | None = None
+            for number, steps in enumerate(_LANES):
+                before = pools[number].submit(lane, steps, day, before, previous[number])
+                previous[number] = before
+            assert before is not None
+            finished.append(before)
             day += timedelta(days=1)
+        done = finished[-1].result()
+        return DayReports(*(done[name][0] for name in ("ingest", "score", "lifecycle", "publish")))
     finally:
-        ingest_lane.shutdown(wait=True, cancel_futures=True)
-        publish_lane.shutdown(wait=True, cancel_futures=True)
+        for pool in pools:
+            pool.shutdown(wait=True, cancel_futures=True)

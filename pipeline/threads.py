@@ -7,14 +7,21 @@ something else (Airflow's other tasks, the test workers): measured on these 2-co
 machines, predicting 3,000 customers' risk took 0.03 s on one thread and 0.1 to 3.7 s on
 two with the other core busy. Below :data:`PARALLEL_FROM_ROWS` rows the work runs on one
 thread; at or above it, on as many as OpenMP chooses.
+
+The limit is the process's (threadpoolctl sets OpenMP's), and K-means' results depend on
+the number of threads in the last digits: so scikit-learn's work runs one block at a
+time, whichever thread asks (a backfill's lanes score one date while they stage
+another), and each block runs on the threads a lone run would give it.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 PARALLEL_FROM_ROWS = 100_000
+_ONE_BLOCK_AT_A_TIME = threading.RLock()
 
 
 @contextmanager
@@ -22,7 +29,7 @@ def one_openmp_thread() -> Iterator[None]:
     """Within the block, OpenMP uses one thread (the risk model's fits, on a sample)."""
     from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(limits=1, user_api="openmp"):
+    with _ONE_BLOCK_AT_A_TIME, threadpool_limits(limits=1, user_api="openmp"):
         yield
 
 
@@ -31,7 +38,8 @@ def openmp_threads_for(rows: int) -> Iterator[None]:
     """Within the block, OpenMP uses one thread when ``rows`` is below
     :data:`PARALLEL_FROM_ROWS`, and its default otherwise."""
     if rows >= PARALLEL_FROM_ROWS:
-        yield
+        with _ONE_BLOCK_AT_A_TIME:
+            yield
         return
     with one_openmp_thread():
         yield
