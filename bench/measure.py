@@ -69,7 +69,13 @@ def machine_busy_seconds() -> float:
 
 
 def folder_bytes(folder: Path) -> int:
-    return sum(entry.stat().st_size for entry in _files(folder))
+    total = 0
+    for entry in _files(folder):
+        try:
+            total += entry.stat().st_size
+        except OSError:  # removed while we looked
+            continue
+    return total
 
 
 def _files(folder: Path) -> Iterator[os.DirEntry[str]]:

@@ -195,7 +195,8 @@ def run_days(
     With ``duckdb.backfill_overlap`` (the default) the dates' steps overlap, so that a
     second core has work: each step runs in a lane of its own (:data:`_LANES`), date
     after date, and starts once the lane before has done its date; while one date is
-    staged, the next is ingested and scored and the one before published. Every step
+    staged, the next is ingested and scored and its models fitted, and the one before
+    published. Every step
     reads only its own date and the dates before it, so the lake, the models and the
     published files are those of a day-by-day run, byte for byte (tests/test_steps.py).
     Each date's run record holds its steps' wall times, as :func:`run_day` records them
@@ -203,8 +204,8 @@ def run_days(
     at a time.
 
     On the first failure the backfill stops as a day-by-day run would, except that the
-    two dates after the failed one may already be ingested or scored (their partitions
-    are whole; a re-run replaces them).
+    dates after the failed one may already be ingested, scored or have their models (at
+    most three dates ahead; partitions and models are whole, and a re-run replaces them).
 
     Only the last date's publish moves the serving file and PostgreSQL: they go from the
     publish they served before the backfill to its last one, whole; every date's
