@@ -196,12 +196,11 @@ def run_days(
     second core has work: each step runs in a lane of its own (:data:`_LANES`), date
     after date, and starts once the lane before has done its date; while one date is
     staged, the next is ingested and scored and its models fitted, and the one before
-    published. Every step
-    reads only its own date and the dates before it, so the lake, the models and the
-    published files are those of a day-by-day run, byte for byte (tests/test_steps.py).
-    Each date's run record holds its steps' wall times, as :func:`run_day` records them
-    (steps running side by side take longer each). Without it, the dates run one step
-    at a time.
+    published. Every step reads only its own date and the dates before it, so the lake,
+    the models and the published files are those of a day-by-day run, byte for byte
+    (tests/test_steps.py). Each date's run record holds its steps' wall times, as
+    :func:`run_day` records them (steps running side by side take longer each). Without
+    it, the dates run one step at a time.
 
     On the first failure the backfill stops as a day-by-day run would, except that the
     dates after the failed one may already be ingested, scored or have their models (at
@@ -229,9 +228,9 @@ def run_days(
 
 
 # The lanes of an overlapping backfill, each a thread running its steps date after
-# date: a step starts once the lane before has done the same date.
-# The models' lane fits the lifecycle's weekly models of a date beside the day before's
-# staging (the largest step of a small shop's week); its time counts as the lifecycle's.
+# date: a step starts once the lane before has done the same date. The models' lane fits
+# a date's weekly lifecycle models (a small shop's largest step) beside the day before's
+# staging; its time counts as the lifecycle's.
 _LANES = (("ingest", "customer days"), ("score",), ("models",), ("lifecycle",), ("publish",))
 # Dates in flight at once: one per lane but the first (ingest and score share a date).
 _DATES_IN_FLIGHT = 4
@@ -258,9 +257,9 @@ def _overlapping(settings: Settings, start: date, end: date, on_day: Progress | 
             options = {"targets": day == end} if name == "publish" else {}
             done[name] = _timed(settings, name, day, **options)
         if steps == _LANES[-1]:
-            seconds = {name: seconds for name, (_, seconds) in done.items()}
-            seconds["lifecycle"] += seconds.pop("models")
-            record_run(settings, day, {name: seconds[name] for name in DAILY_STEPS})
+            times = {name: seconds for name, (_, seconds) in done.items()}
+            times["lifecycle"] += times.pop("models")
+            record_run(settings, day, {name: times[name] for name in DAILY_STEPS})
             if on_day:
                 on_day(str(day))
         return done
