@@ -535,9 +535,9 @@ class DuckDBConfig(_Section):
     backfill_overlap: bool = Field(
         default=True,
         description=(
-            "a backfill runs the next date's ingest, score and model fits and the date "
-            "before's publish beside each date's lifecycle: up to five DuckDB databases "
-            "at once, each within memory_limit; false runs one step at a time (same results)"
+            "a backfill runs the next date's ingest and score and the date before's "
+            "publish beside each date's lifecycle: up to four DuckDB databases at once, "
+            "each within memory_limit; false runs one step at a time (same results)"
         ),
     )
 

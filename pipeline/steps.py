@@ -82,14 +82,6 @@ def score(
     return report
 
 
-def models(settings: Settings, day: date) -> None:
-    """The lifecycle's models of ``day``, fitted if due: a backfill's lane of its own
-    (the lifecycle step fits them itself otherwise)."""
-    from pipeline.lifecycle.run import fit_models
-
-    fit_models(settings, day)
-
-
 def lifecycle(settings: Settings, day: date) -> LifecycleReport:
     from pipeline.lifecycle.run import stage_date
 
@@ -125,7 +117,6 @@ _BODIES: dict[str, Callable[..., Any]] = {
     "ingest": ingest,
     "customer days": customer_days,
     "score": score,
-    "models": models,
     "lifecycle": lifecycle,
     "publish": publish,
 }
@@ -195,16 +186,16 @@ def run_days(
     With ``duckdb.backfill_overlap`` (the default) the dates' steps overlap, so that a
     second core has work: each step runs in a lane of its own (:data:`_LANES`), date
     after date, and starts once the lane before has done its date; while one date is
-    staged, the next is ingested and scored and its models fitted, and the one before
-    published. Every step reads only its own date and the dates before it, so the lake,
-    the models and the published files are those of a day-by-day run, byte for byte
-    (tests/test_steps.py). Each date's run record holds its steps' wall times, as
-    :func:`run_day` records them (steps running side by side take longer each). Without
-    it, the dates run one step at a time.
+    staged, the next is ingested and scored and the one before published. Every step
+    reads only its own date and the dates before it, so the lake, the models and the
+    published files are those of a day-by-day run, byte for byte (tests/test_steps.py).
+    Each date's run record holds its steps' wall times, as :func:`run_day` records them
+    (steps running side by side take longer each). Without it, the dates run one step
+    at a time.
 
     On the first failure the backfill stops as a day-by-day run would, except that the
-    dates after the failed one may already be ingested, scored or have their models (at
-    most three dates ahead; partitions and models are whole, and a re-run replaces them).
+    two dates after the failed one may already be ingested or scored (their partitions
+    are whole; a re-run replaces them).
 
     Only the last date's publish moves the serving file and PostgreSQL: they go from the
     publish they served before the backfill to its last one, whole; every date's
@@ -228,12 +219,12 @@ def run_days(
 
 
 # The lanes of an overlapping backfill, each a thread running its steps date after
-# date: a step starts once the lane before has done the same date. The models' lane fits
-# a date's weekly lifecycle models (a small shop's largest step) beside the day before's
-# staging; its time counts as the lifecycle's.
-_LANES = (("ingest", "customer days"), ("score",), ("models",), ("lifecycle",), ("publish",))
+# date: a step starts once the lane before has done the same date. (A fifth lane fitting
+# the lifecycle's weekly models beside the day before's staging was slower: more CPU,
+# docs/benchmarks.md.)
+_LANES = (("ingest", "customer days"), ("score",), ("lifecycle",), ("publish",))
 # Dates in flight at once: one per lane but the first (ingest and score share a date).
-_DATES_IN_FLIGHT = 4
+_DATES_IN_FLIGHT = 3
 
 
 def _overlapping(settings: Settings, start: date, end: date, on_day: Progress | None) -> DayReports:
@@ -257,9 +248,7 @@ def _overlapping(settings: Settings, start: date, end: date, on_day: Progress | 
             options = {"targets": day == end} if name == "publish" else {}
             done[name] = _timed(settings, name, day, **options)
         if steps == _LANES[-1]:
-            times = {name: seconds for name, (_, seconds) in done.items()}
-            times["lifecycle"] += times.pop("models")
-            record_run(settings, day, {name: times[name] for name in DAILY_STEPS})
+            record_run(settings, day, {name: seconds for name, (_, seconds) in done.items()})
             if on_day:
                 on_day(str(day))
         return done

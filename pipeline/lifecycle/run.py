@@ -139,27 +139,6 @@ def stage_date(settings: Settings, day: date) -> LifecycleReport:
             release(con)
 
 
-def fit_models(settings: Settings, day: date) -> None:
-    """Fit the P(alive) and risk models of ``day`` if they are due (and store them), as
-    :func:`stage_date` would first: a backfill fits them beside the day before's
-    staging, which then finds them stored. They read the date's segments and exports
-    and older dates only, never a staged date.
-
-    Raises:
-        NotScoredError: ``day`` is not scored.
-    """
-    lake = Lake(settings.paths.lake)
-    if not lake.partition_file(CUSTOMER_SEGMENTS, day, AS_OF_KEY).is_file():
-        raise NotScoredError(f"{day} is not scored: run `rfm-pipeline score --date {day}` first")
-    with workspace(settings.paths.state, "lifecycle-models", day) as scratch:
-        con = connect(settings.duckdb, spill_dir=scratch / "spill")
-        try:
-            alive = alive_model(con, settings, day, _params(settings, day, first_run=False))
-        finally:
-            release(con)
-    risk_model_in_force(settings, day, alive)
-
-
 def _previous_lifecycle(lake: Lake, day: date) -> Path | None:
     """The day before's partition; None on the first run (no earlier date staged)."""
     previous = lake.partition_file(CUSTOMER_LIFECYCLE, day - timedelta(days=1), AS_OF_KEY)
