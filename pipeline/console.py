@@ -120,20 +120,25 @@ def progress_bar(description: str, total: int) -> Iterator[Bar]:
 
         ticker = threading.Thread(target=tick, name="progress-log", daemon=True)
         ticker.start()
+
+        def stop_ticking() -> None:
+            # Joined before the last line, so that no tick lands after it.
+            stop.set()
+            ticker.join()
+
         try:
             yield bar
         except BaseException:
-            stop.set()
+            stop_ticking()
             if ticks:
                 bar.log_line("failed")
             raise
         else:
-            stop.set()
+            stop_ticking()
             if ticks:
                 bar.log_line("done")
         finally:
-            stop.set()
-            ticker.join()
+            stop_ticking()
 
 
 def generated(summary: GenerateSummary, directory: Path) -> None:
