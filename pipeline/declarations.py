@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -660,6 +660,7 @@ def build_intermediate(
     params: Mapping[str, Any] | None = None,
     *,
     customers: str | None = None,
+    registered: Collection[str] = (),
 ) -> None:
     """Build the declared intermediate ``model`` in ``con``, named after it: a temporary
     view or table, as declared (``materialized``).
@@ -669,7 +670,9 @@ def build_intermediate(
     parameter ``relative_to`` names, ``as_of_date`` unless declared). With
     ``customers`` (a registered view or table with a ``customer_id`` column), the lake
     inputs keep only those customers' rows: for a model whose rows are each one
-    customer's own, the build over a sample of customers.
+    customer's own, the build over a sample of customers. The lake inputs named in
+    ``registered`` are the caller's, already registered: for a query that keeps its
+    declared window by its own date filters, one table read once for many dates.
 
     Raises:
         ValueError: ``model`` is a partitioned table (``run_model`` writes those), or a
@@ -681,7 +684,13 @@ def build_intermediate(
     bound = config_params(settings, spec.config) | dict(params or {})
     if spec.lake_inputs:
         register_lake_inputs(
-            con, settings, model, bound[spec.relative_to], bound, customers=customers
+            con,
+            settings,
+            model,
+            bound[spec.relative_to],
+            bound,
+            customers=customers,
+            skip=registered,
         )
     for name in spec.seeds:
         seeds.register(con, name)
@@ -701,12 +710,14 @@ def register_lake_inputs(
     query: str | None = None,
     *,
     customers: str | None = None,
+    skip: Collection[str] = (),
 ) -> None:
     """Register ``model``'s declared lake inputs for ``day`` (those of ``query`` when it
     is given): each a view over the partitions of its table on the declared dates
     (under ``settings`` and the caller's ``params``), or its stand-in when there is none.
     With ``customers`` (a registered view or table), a table with a ``customer_id``
-    column is read for those customers only.
+    column is read for those customers only. The inputs named in ``skip`` are left to
+    the caller.
 
     Raises:
         ValueError: an input has no partition on its dates and no stand-in (named).
@@ -716,7 +727,7 @@ def register_lake_inputs(
     if customers is not None:
         identifier(customers)
     for item in declaration(model).lake_inputs:
-        if item.query and query is not None and item.query != query:
+        if (item.query and query is not None and item.query != query) or item.view in skip:
             continue
         source = declaration(item.model)
         if source.intermediate:

@@ -28,6 +28,7 @@ import json
 import logging
 import math
 import pickle
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 from functools import cached_property
@@ -42,7 +43,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.config import Settings
-from pipeline.declarations import build_intermediate
+from pipeline.declarations import build_intermediate, input_dates
 from pipeline.duck import connect, count_rows, release
 from pipeline.lake import AS_OF_KEY, Lake
 from pipeline.lifecycle import rhythm as rhythm_model
@@ -254,8 +255,12 @@ def _fit(
         )
         log.warning("risk model %s: %s; the rhythm percentile stands in", day, reason)
         return _with(fallback, reason=reason), curve
+    per_cutoff = max(1, rules.sample_size // len(cutoffs))
+    samples = [_sample(con, settings, cutoff, per_cutoff) for cutoff in cutoffs]
+    _read_cutoff_days(con, settings, day, horizon, cutoffs, samples)
     examples = [
-        _examples(con, settings, cutoff, day, horizon, rhythm, len(cutoffs)) for cutoff in cutoffs
+        _examples(con, settings, cutoff, day, horizon, rhythm, per_cutoff, sample, SHARED_DAYS)
+        for cutoff, sample in zip(cutoffs, samples, strict=True)
     ]
     return _fit_classifier(settings, fallback, cutoffs, examples, alive), curve
 
@@ -331,18 +336,87 @@ def build_features(
     population_gap_days: float,
     *,
     customers: str | None = None,
+    registered: Collection[str] = (),
 ) -> None:
     """The temporary table lifecycle_features as of ``day`` (``gap_curve`` registered;
     the date's segments and customer days are its declared lake inputs): the declared
     configuration, the date and the shop's gap (the rhythm model's). With ``customers``
-    (a registered table), for those customers only."""
+    (a registered table), for those customers only; ``registered`` names the lake inputs
+    the caller has registered (:func:`pipeline.declarations.build_intermediate`)."""
     build_intermediate(
         con,
         settings,
         "lifecycle/lifecycle_features",
         {"as_of_date": day, "population_gap_days": population_gap_days},
         customers=customers,
+        registered=registered,
     )
+
+
+# The lake input the cut-offs' features and labels share: read once for all of them.
+SHARED_DAYS = ("customer_days",)
+
+
+def _sample(
+    con: duckdb.DuckDBPyConnection, settings: Settings, cutoff: date, per_cutoff: int
+) -> str | None:
+    """The cut-off's sample of customers, a temporary table of its own; None when the
+    cut-off knows no more customers than its share of the sample (all of them)."""
+    segments = Lake(settings.paths.lake).partition_file(CUSTOMER_SEGMENTS, cutoff, AS_OF_KEY)
+    if count_rows(con, segments) <= per_cutoff:
+        return None
+    build_intermediate(
+        con,
+        settings,
+        "lifecycle/backtest_sample",
+        {"as_of_date": cutoff, "sample_rows": per_cutoff},
+    )
+    name = f"backtest_sample_{cutoff:%Y%m%d}"
+    con.execute(f"create or replace temp table {name} as select * from backtest_sample")
+    return name
+
+
+def _read_cutoff_days(
+    con: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    day: date,
+    horizon: int,
+    cutoffs: list[date],
+    samples: list[str | None],
+) -> None:
+    """customer_days for every cut-off at once: a table of the partitions their
+    features and labels declare (the union of their windows), for the customers they
+    read (each cut-off's sample, or all its customers when it is not sampled: never
+    more than the sample size), read once instead of once per cut-off and query.
+
+    Each query keeps its own window by its date filters, which select the same rows
+    from the union as from its declared partitions: a customer day is exported on its
+    activity day or up to ``late_span_days`` later (customer_days' declared test), and
+    the windows are declared that way.
+    """
+    lake = Lake(settings.paths.lake)
+    wanted: set[date] = set()
+    customers: duckdb.DuckDBPyRelation | None = None
+    for cutoff, sample in zip(cutoffs, samples, strict=True):
+        labels = {"cutoff_date": cutoff, "horizon_days": horizon, "known_by": day}
+        wanted.update(
+            input_dates(settings, "lifecycle/lifecycle_features", "customer_days", cutoff, {})
+        )
+        wanted.update(
+            input_dates(settings, "lifecycle/risk_labels", "customer_days", cutoff, labels)
+        )
+        segments = lake.partition_file(CUSTOMER_SEGMENTS, cutoff, AS_OF_KEY)
+        known = con.table(sample) if sample else con.read_parquet(str(segments))
+        ids = known.select("customer_id")
+        customers = ids if customers is None else customers.union(ids)
+    assert customers is not None
+    files = lake.existing_partitions(CUSTOMER_DAYS, sorted(wanted))
+    days = con.read_parquet(
+        [str(path) for path in files], hive_partitioning=True, union_by_name=True
+    )
+    # A table in the fit connection's own scratch database, gone when it is released.
+    days.join(customers, "customer_id", how="semi").create("cutoff_customer_days")
+    con.execute("create or replace temp view customer_days as select * from cutoff_customer_days")
 
 
 def _examples(
@@ -352,21 +426,18 @@ def _examples(
     day: date,
     horizon: int,
     rhythm: rhythm_model.Rhythm,
-    n_cutoffs: int,
+    per_cutoff: int,
+    sample: str | None,
+    registered: Collection[str] = (),
 ) -> pa.Table:
-    """One cut-off's sample of customers: features as of the cut-off, and what they did
-    next. When the cut-off knows more customers than its share of the sample, the sample
-    is drawn first and the features built for it alone: the weekly fit then reads each
-    cut-off's window for a few thousand customers, not for every one."""
-    per_cutoff = max(1, settings.lifecycle.sample_size // n_cutoffs)
-    sample = None
-    segments = Lake(settings.paths.lake).partition_file(CUSTOMER_SEGMENTS, cutoff, AS_OF_KEY)
-    if count_rows(con, segments) > per_cutoff:
-        sample = "backtest_sample"
-        build_intermediate(
-            con, settings, f"lifecycle/{sample}", {"as_of_date": cutoff, "sample_rows": per_cutoff}
-        )
-    build_features(con, settings, cutoff, rhythm.population_gap_days, customers=sample)
+    """One cut-off's sample of customers (``sample``, or all): features as of the
+    cut-off, and what they did next. The weekly fit then reads each cut-off's window
+    for a few thousand customers, not for every one. ``registered``: the lake inputs
+    already registered (:data:`SHARED_DAYS`), or none (each read from its declared
+    partitions)."""
+    build_features(
+        con, settings, cutoff, rhythm.population_gap_days, customers=sample, registered=registered
+    )
     con.execute("create or replace temp view cutoff_customers as select * from lifecycle_features")
     build_intermediate(
         con,
@@ -374,6 +445,7 @@ def _examples(
         "lifecycle/risk_labels",
         {"cutoff_date": cutoff, "horizon_days": horizon, "known_by": day},
         customers=sample,
+        registered=registered,
     )
     return con.sql(
         """

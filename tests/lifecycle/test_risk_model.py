@@ -127,7 +127,9 @@ def test_a_cut_off_sampled_first_learns_from_what_sampling_everyone_after_gives(
     con = connect(settings.duckdb, spill_dir=tmp_path / "spill")
     rhythm = risk._fit_rhythm(con, settings, day)
     con.register("gap_curve", rhythm.curve_table())
-    sampled = risk._examples(con, settings, cutoff, day, horizon, rhythm, n_cutoffs)
+    sample = risk._sample(con, settings, cutoff, per_cutoff)
+    assert sample is not None
+    sampled = risk._examples(con, settings, cutoff, day, horizon, rhythm, per_cutoff, sample)
     built = con.execute("select count(*) from lifecycle_features").fetchall()[0][0]
     assert built == per_cutoff  # the features were built for the sample alone
     # Everyone first, as the fit did before: then the same order and limit.
@@ -149,3 +151,45 @@ def test_a_cut_off_sampled_first_learns_from_what_sampling_everyone_after_gives(
     assert everyone.num_rows > per_cutoff  # the sample is drawn, not everyone
     assert sampled.num_rows == per_cutoff
     assert sampled.equals(everyone.slice(0, per_cutoff))
+
+
+# Sampled: no cut-off, the three newest (the oldest knows fewer customers), all of them.
+@pytest.mark.parametrize(("sample_size", "sampled"), [(200_000, 0), (150, 3), (40, 4)])
+def test_the_cut_offs_customer_days_read_once_give_each_cut_offs_own_examples(
+    scored: Settings, tmp_path: Path, sample_size: int, sampled: int
+) -> None:
+    """The fit reads the customer days of every cut-off's windows once, for the sampled
+    customers, and each cut-off's queries keep their own window by their date filters:
+    the examples are those read from each cut-off's declared partitions, with everyone
+    (the default sample), with some cut-offs sampled and with all of them."""
+    day, horizon = date(2025, 1, 21), 4
+    cutoffs = [date(2025, 1, 17), date(2025, 1, 12), date(2025, 1, 8), date(2025, 1, 4)]
+    settings = scored.model_copy(
+        update={"lifecycle": scored.lifecycle.model_copy(update={"sample_size": sample_size})}
+    )
+    per_cutoff = max(1, sample_size // len(cutoffs))
+    con = connect(settings.duckdb, spill_dir=tmp_path / "spill")
+    try:
+        rhythm = risk._fit_rhythm(con, settings, day)
+        con.register("gap_curve", rhythm.curve_table())
+        samples = [risk._sample(con, settings, cutoff, per_cutoff) for cutoff in cutoffs]
+        assert sum(sample is not None for sample in samples) == sampled
+        own = [
+            risk._examples(con, settings, cutoff, day, horizon, rhythm, per_cutoff, sample)
+            for cutoff, sample in zip(cutoffs, samples, strict=True)
+        ]
+        risk._read_cutoff_days(con, settings, day, horizon, cutoffs, samples)
+        shared = [
+            risk._examples(
+                con, settings, cutoff, day, horizon, rhythm, per_cutoff, sample, risk.SHARED_DAYS
+            )
+            for cutoff, sample in zip(cutoffs, samples, strict=True)
+        ]
+        read_once = con.execute("select count(*) from cutoff_customer_days").fetchall()[0][0]
+    finally:
+        release(con)
+    assert all(table.num_rows > 0 for table in own)
+    assert sum(table.column("no_purchase").to_pylist().count(True) for table in own) > 0
+    for cutoff, mine, theirs in zip(cutoffs, own, shared, strict=True):
+        assert theirs.equals(mine), cutoff
+    assert read_once > 0
