@@ -690,7 +690,7 @@ def build_intermediate(
             bound[spec.relative_to],
             bound,
             customers=customers,
-            skip=registered,
+            registered=registered,
         )
     for name in spec.seeds:
         seeds.register(con, name)
@@ -710,14 +710,14 @@ def register_lake_inputs(
     query: str | None = None,
     *,
     customers: str | None = None,
-    skip: Collection[str] = (),
+    registered: Collection[str] = (),
 ) -> None:
     """Register ``model``'s declared lake inputs for ``day`` (those of ``query`` when it
     is given): each a view over the partitions of its table on the declared dates
     (under ``settings`` and the caller's ``params``), or its stand-in when there is none.
     With ``customers`` (a registered view or table), a table with a ``customer_id``
-    column is read for those customers only. The inputs named in ``skip`` are left to
-    the caller.
+    column is read for those customers only. The inputs named in ``registered`` are the
+    caller's, already registered.
 
     Raises:
         ValueError: an input has no partition on its dates and no stand-in (named).
@@ -727,7 +727,7 @@ def register_lake_inputs(
     if customers is not None:
         identifier(customers)
     for item in declaration(model).lake_inputs:
-        if (item.query and query is not None and item.query != query) or item.view in skip:
+        if (item.query and query is not None and item.query != query) or item.view in registered:
             continue
         source = declaration(item.model)
         if source.intermediate:
