@@ -372,7 +372,7 @@ def _sample(
         {"as_of_date": cutoff, "sample_rows": per_cutoff},
     )
     name = f"backtest_sample_{cutoff:%Y%m%d}"
-    con.execute(f"create or replace temp table {name} as select * from backtest_sample")
+    con.execute(f"alter table backtest_sample rename to {name}")  # kept beside the others
     return name
 
 
@@ -431,10 +431,8 @@ def _examples(
     registered: Collection[str] = (),
 ) -> pa.Table:
     """One cut-off's sample of customers (``sample``, or all): features as of the
-    cut-off, and what they did next. The weekly fit then reads each cut-off's window
-    for a few thousand customers, not for every one. ``registered``: the lake inputs
-    already registered (:data:`SHARED_DAYS`), or none (each read from its declared
-    partitions)."""
+    cut-off, and what they did next. ``registered``: the lake inputs already registered
+    (the fit's :data:`SHARED_DAYS`), or none (each read from its declared partitions)."""
     build_features(
         con, settings, cutoff, rhythm.population_gap_days, customers=sample, registered=registered
     )
