@@ -701,6 +701,43 @@ def build_intermediate(
             sql.materialize(con, model, bound)
 
 
+def build_unwritten(
+    con: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    model: str,
+    day: date,
+    params: Mapping[str, Any] | None = None,
+    *,
+    query: str,
+    customers: str | None = None,
+    registered: Collection[str] = (),
+) -> None:
+    """Build ``day``'s rows of the partitioned ``model`` by its declared ``query`` into a
+    temporary table named after the model, without writing them: a state's full query
+    for a past date whose partition is no longer kept (the risk model's cut-offs read
+    the recent activity so). Binds and registers as :func:`run_model` does; ``customers``
+    and ``registered`` as in :func:`build_intermediate`. Its data tests run where it is
+    written.
+
+    Raises:
+        ValueError: ``model`` is intermediate, ``query`` is not one of its queries, or
+            a declared input is not registered in ``con`` (named).
+    """
+    spec = declaration(model)
+    if spec.intermediate:
+        raise ValueError(f"{model} is an intermediate model: build_intermediate builds it")
+    if query not in spec.queries:
+        raise ValueError(f"{query} is not a query of {model} (declared: {list(spec.queries)})")
+    register_lake_inputs(
+        con, settings, model, day, params, query, customers=customers, registered=registered
+    )
+    for name in spec.seeds:
+        seeds.register(con, name)
+    bound = config_params(settings, spec.config) | {spec.partition_by: day} | dict(params or {})
+    with _inputs_named_on_error(con, spec, query):
+        sql.materialize(con, query, bound, name=spec.table)
+
+
 def register_lake_inputs(
     con: duckdb.DuckDBPyConnection,
     settings: Settings,
@@ -759,16 +796,22 @@ def _span(dates: list[date]) -> str:
 
 
 def input_dates(
-    settings: Settings, model: str, view: str, day: date, params: Mapping[str, Any]
+    settings: Settings,
+    model: str,
+    view: str,
+    day: date,
+    params: Mapping[str, Any],
+    query: str | None = None,
 ) -> list[date]:
-    """The dates of the partitions ``model`` reads as its lake input ``view`` for ``day``
-    (for a step that makes sure they exist first).
+    """The dates of the partitions ``model`` (its ``query``, when given) reads as its
+    lake input ``view`` for ``day`` (for a step that makes sure they exist first, or
+    reads them once for many dates).
 
     Raises:
-        ValueError: ``model`` declares no lake input ``view``.
+        ValueError: ``model`` declares no lake input ``view`` (for ``query``).
     """
     for item in declaration(model).lake_inputs:
-        if item.view == view:
+        if item.view == view and not (item.query and query is not None and item.query != query):
             return item.dates(settings, day, params)
     raise ValueError(f"{model} declares no lake input {view}")
 

@@ -60,9 +60,14 @@ def relation(
 
 
 def materialize(
-    con: duckdb.DuckDBPyConnection, model: str, params: Mapping[str, Any] | None = None
+    con: duckdb.DuckDBPyConnection,
+    model: str,
+    params: Mapping[str, Any] | None = None,
+    *,
+    name: str | None = None,
 ) -> None:
-    """Run the model into a temporary table named after its file (a checked identifier)."""
+    """Run the model into a temporary table named ``name`` (a checked identifier: the
+    caller's) or after its file."""
     text, bound = bind(model, params)
-    name = model.rsplit("/", 1)[-1]
+    name = name or model.rsplit("/", 1)[-1]
     con.execute(f'create or replace temp table "{name}" as\n{text}', bound)

@@ -27,6 +27,7 @@ MODEL_KEY = "model_version"
 
 # lifecycle (sql/lifecycle): partitioned by as-of date
 CUSTOMER_LIFECYCLE = "customer_lifecycle"
+RECENT_ACTIVITY = "recent_activity"  # under paths.state; see lifecycle/recent.py
 STAGE_TRANSITIONS = "stage_transitions"
 CUSTOMER_STAGE_HISTORY = "customer_stage_history"
 DANGER_ALERTS = "danger_alerts"

@@ -46,6 +46,7 @@ from pipeline.config import Settings
 from pipeline.declarations import build_intermediate, input_dates
 from pipeline.duck import connect, count_rows, release
 from pipeline.lake import AS_OF_KEY, Lake
+from pipeline.lifecycle import recent
 from pipeline.lifecycle import rhythm as rhythm_model
 from pipeline.lifecycle.tree_paths import Thresholds, distinct_paths, split_thresholds
 from pipeline.model_store import VersionedStore, refit_due
@@ -339,10 +340,14 @@ def build_features(
     registered: Collection[str] = (),
 ) -> None:
     """The temporary table lifecycle_features as of ``day`` (``gap_curve`` registered;
-    the date's segments and customer days are its declared lake inputs): the declared
-    configuration, the date and the shop's gap (the rhythm model's). With ``customers``
-    (a registered table), for those customers only; ``registered`` names the lake inputs
-    the caller has registered (:func:`pipeline.declarations.build_intermediate`)."""
+    the date's segments are its declared lake input): the declared configuration, the
+    date and the shop's gap (the rhythm model's). With ``customers`` (a registered
+    table), for those customers only; ``registered`` names the inputs the caller has
+    registered (:func:`pipeline.declarations.build_intermediate`): the daily step's
+    ``recent_activity`` (its kept state), or else it is counted here from the window's
+    customer days (also among ``registered`` when the caller read them)."""
+    if recent.TABLE not in registered:
+        recent.build_as_of(con, settings, day, customers=customers, registered=registered)
     build_intermediate(
         con,
         settings,
@@ -399,9 +404,7 @@ def _read_cutoff_days(
     customers: duckdb.DuckDBPyRelation | None = None
     for cutoff, sample in zip(cutoffs, samples, strict=True):
         labels = {"cutoff_date": cutoff, "horizon_days": horizon, "known_by": day}
-        wanted.update(
-            input_dates(settings, "lifecycle/lifecycle_features", "customer_days", cutoff, {})
-        )
+        wanted.update(recent.window_dates(settings, cutoff))
         wanted.update(
             input_dates(settings, "lifecycle/risk_labels", "customer_days", cutoff, labels)
         )

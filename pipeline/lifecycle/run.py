@@ -20,7 +20,7 @@ from pipeline.declarations import run_model
 from pipeline.duck import connect, count_rows, release, rows
 from pipeline.errors import NotScoredError
 from pipeline.lake import AS_OF_KEY, Lake, write_partition
-from pipeline.lifecycle import judge
+from pipeline.lifecycle import judge, recent
 from pipeline.lifecycle.alive import AliveModel, alive_model
 from pipeline.lifecycle.risk import (
     RiskModel,
@@ -89,14 +89,17 @@ def stage_date(settings: Settings, day: date) -> LifecycleReport:
         con = connect(settings.duckdb, spill_dir=scratch / "spill")
         try:
             # The models' declarations name their lake inputs (the date's segments, the
-            # recent window's customer days, the day before's stages, the week before's,
-            # the customer master); building each registers them.
+            # day before's recent activity and the customer days entering and leaving
+            # its window, the day before's stages, the week before's, the customer
+            # master); building each registers them.
             params = _params(settings, day, first_run)
             with timings.phase("alive_model"):
                 alive = alive_model(con, settings, day, params)
             with timings.phase("risk_model"):
                 model, curve = risk_model_in_force(settings, day, alive)
             params |= model.sql_params()
+            with timings.phase(recent.TABLE):
+                recent.build(con, settings, day)
             with timings.phase("risk"):
                 _register_risk(con, settings, day, model, curve, alive)
             with timings.phase(CUSTOMER_LIFECYCLE):
@@ -168,10 +171,11 @@ def _register_risk(
     curve: pa.Table,
     alive: AliveModel | None,
 ) -> None:
-    """The views lifecycle_features and customer_risk: every buyer's features, their
-    risk under ``model``, and the BTYD model's expected purchases and P(alive)."""
+    """The views lifecycle_features and customer_risk: every buyer's features (the
+    date's recent activity registered), their risk under ``model``, and the BTYD
+    model's expected purchases and P(alive)."""
     con.register("gap_curve", curve)
-    build_features(con, settings, day, model.population_gap_days)
+    build_features(con, settings, day, model.population_gap_days, registered=(recent.TABLE,))
     features = con.table("lifecycle_features").to_arrow_table()
     count = features.num_rows
     expected = judge.expected_purchases(alive, features, model.horizon_days)

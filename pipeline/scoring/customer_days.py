@@ -11,7 +11,7 @@ from pipeline.declarations import build_intermediate, run_model
 from pipeline.duck import connect, release
 from pipeline.lake import AS_OF_KEY, Lake, remove_partition
 from pipeline.scoring.inputs import register_order_lines, require_ingested
-from pipeline.tables import CUSTOMER_DAYS, CUSTOMER_STATE
+from pipeline.tables import CUSTOMER_DAYS, CUSTOMER_STATE, RECENT_ACTIVITY
 from pipeline.workspace import workspace
 
 
@@ -19,8 +19,9 @@ def build_customer_days(settings: Settings, day: date) -> int:
     """Replace ``day``'s customer_days partition from its order lines; return its rows.
 
     When the partition's content changes (the date was re-ingested with other files),
-    every customer state from that date on is removed: it was computed from the old
-    rows, and the next scoring recomputes it.
+    every state built from customer days (the customer state, the lifecycle's recent
+    activity) from that date on is removed: it was computed from the old rows, and the
+    next scoring or staging recomputes it.
 
     Raises:
         NotIngestedError: the date has no complete ingest.
@@ -47,11 +48,13 @@ def build_customer_days(settings: Settings, day: date) -> int:
 
 
 def invalidate_states_from(settings: Settings, day: date) -> None:
-    """Remove the customer states as of ``day`` and later: their inputs changed."""
+    """Remove the states as of ``day`` and later (the customer state, the recent
+    activity): their inputs changed."""
     state = Lake(settings.paths.state)
-    for as_of in state.partition_dates(CUSTOMER_STATE, AS_OF_KEY):
-        if as_of >= day:
-            remove_partition(state.partition_file(CUSTOMER_STATE, as_of, AS_OF_KEY))
+    for table in (CUSTOMER_STATE, RECENT_ACTIVITY):
+        for as_of in state.partition_dates(table, AS_OF_KEY):
+            if as_of >= day:
+                remove_partition(state.partition_file(table, as_of, AS_OF_KEY))
 
 
 def _digest(path: Path) -> str | None:

@@ -3,11 +3,11 @@
 -- the stage rules' inputs. Grain: one row per customer with a purchase day (the rows
 -- of customer_segments). The daily step runs it on the date's segments; the backtest
 -- runs the same query on the segments of past cut-off dates.
--- Inputs (views): customer_segments (as of the date), customer_days (export partitions
--- covering the $recent_days window), gap_curve (the rhythm model's survival curves:
--- stratum, x, cdf; empty without one). Bound: $population_gap_days (the rhythm model's
--- median gap between purchase days, censoring-aware), $prior_gaps, $window_days,
--- $recent_days, $returns_within_days.
+-- Inputs (views): customer_segments (as of the date), recent_activity (as of the date:
+-- each customer's sales, returns and purchase days in the lifecycle's recent window),
+-- gap_curve (the rhythm model's survival curves: stratum, x, cdf; empty without one).
+-- Bound: $population_gap_days (the rhythm model's median gap between purchase days,
+-- censoring-aware), $prior_gaps, $window_days, $returns_within_days.
 
 with
 
@@ -18,45 +18,9 @@ segments as (
 
 ),
 
-recent_customer_days as (
-
-    select
-        *,
-        -- A purchase day as one bit of three 126-bit masks (days 0 to 377 before the
-        -- date): a late line can repeat a day, and OR-ing the bits counts each day once,
-        -- at a fraction of the cost of count(distinct), as the scoring state does.
-        case when sale_lines > 0 then $as_of_date::date - activity_date end as day_back,
-        case when day_back // 126 = 0 then 1::hugeint << (day_back % 126)::integer end
-            as bits_0,
-        case when day_back // 126 = 1 then 1::hugeint << (day_back % 126)::integer end
-            as bits_1,
-        case when day_back // 126 = 2 then 1::hugeint << (day_back % 126)::integer end
-            as bits_2,
-
-    from customer_days
-    where activity_date > $as_of_date::date - $recent_days::integer
-        and activity_date <= $as_of_date::date
-        and export_date <= $as_of_date::date
-
-),
-
 recent as (
 
-    select
-        customer_id,
-        sum(sale_amount)::decimal(18, 2) as recent_sale_amount,
-        sum(returned_amount)::decimal(18, 2) as recent_returned_amount,
-        sum(return_lines)::integer as recent_return_lines,
-        (
-            coalesce(bit_count(bit_or(bits_0)), 0)::integer
-            + coalesce(bit_count(bit_or(bits_1)), 0)::integer
-            + coalesce(bit_count(bit_or(bits_2)), 0)::integer
-        ) as recent_purchase_days,
-        sum(net_amount)::decimal(18, 2) as recent_net_amount,
-        max(activity_date) filter (where return_lines > 0) as last_return_date,
-
-    from recent_customer_days
-    group by customer_id
+    select * from recent_activity
 
 ),
 

@@ -245,7 +245,7 @@ def _export_dates(con: duckdb.DuckDBPyConnection) -> list[date]:
 
 
 def test_a_lake_input_window_follows_the_configuration(tmp_path: Path) -> None:
-    """lifecycle_features reads the customer days of the recent window
+    """recent_activity's full query reads the customer days of the recent window
     (``["1 - lifecycle.recent_days", 0]``): the configuration sets the window."""
     settings = with_paths(Settings(), tmp_path)
     settings = settings.model_copy(
@@ -255,11 +255,8 @@ def test_a_lake_input_window_follows_the_configuration(tmp_path: Path) -> None:
     con = duckdb.connect()
     try:
         _customer_days_on(Lake(settings.paths.lake), con, [date(2025, 3, d) for d in range(1, 32)])
-        write_partition(
-            con.sql("select 'A' as customer_id"),
-            Lake(settings.paths.lake).partition_file("customer_segments", day, AS_OF_KEY),
-        )
-        register_lake_inputs(con, settings, "lifecycle/lifecycle_features", day)
+        full = "lifecycle/recent_activity_from_days"
+        register_lake_inputs(con, settings, "lifecycle/recent_activity", day, {}, full)
         assert _export_dates(con) == [date(2025, 3, d) for d in range(18, 32)]
     finally:
         con.close()
@@ -309,16 +306,27 @@ def test_a_history_input_reads_every_partition_up_to_its_date(tmp_path: Path) ->
         con.close()
 
 
+@pytest.mark.parametrize(
+    ("model", "window", "full"),
+    [
+        ("scoring/customer_state", ("scoring", "window_days"), "customer_state_from_history"),
+        ("lifecycle/recent_activity", ("lifecycle", "recent_days"), "recent_activity_from_days"),
+    ],
+)
 def test_the_incremental_state_reads_the_days_entering_and_leaving_the_window(
-    tmp_path: Path,
+    tmp_path: Path, model: str, window: tuple[str, str], full: str
 ) -> None:
-    """customer_state's incremental query reads two ranges of customer days (entering:
-    the date and the late span before it; leaving: window_days back and the late span
-    after); its full recompute reads neither them nor the day before's state."""
+    """A state's incremental query (customer_state's, recent_activity's) reads two
+    ranges of customer days (entering: the date and the late span before it; leaving:
+    the window's length back and the late span after) and the day before's state; the
+    customer state's full recompute reads neither them nor the day before's state, and
+    the recent activity's reads the window's customer days."""
     settings = with_paths(Settings(), tmp_path)
+    section, field_name = window
     settings = settings.model_copy(
-        update={"scoring": settings.scoring.model_copy(update={"window_days": 30})}
+        update={section: getattr(settings, section).model_copy(update={field_name: 30})}
     )
+    layer, table = model.split("/")
     lake, state = Lake(settings.paths.lake), Lake(settings.paths.state)
     day, span = date(2025, 3, 31), late_span_days(settings.ingest)
     con = duckdb.connect()
@@ -326,25 +334,23 @@ def test_the_incremental_state_reads_the_days_entering_and_leaving_the_window(
         _customer_days_on(lake, con, [date(2025, 2, 20) + timedelta(days=n) for n in range(40)])
         write_partition(
             con.sql("select 'A' as customer_id"),
-            state.partition_file("customer_state", day - timedelta(days=1), AS_OF_KEY),
+            state.partition_file(table, day - timedelta(days=1), AS_OF_KEY),
         )
-        incremental = "scoring/customer_state_from_previous"
-        register_lake_inputs(con, settings, "scoring/customer_state", day, {}, incremental)
+        incremental = f"{layer}/{table}_from_previous"
+        register_lake_inputs(con, settings, model, day, {}, incremental)
         entering = [day - timedelta(days=n) for n in range(span, -1, -1)]
         leaving = [day - timedelta(days=30 - n) for n in range(span + 1)]
         assert _export_dates(con) == leaving + entering
-        assert con.execute("select count(*) from previous_customer_state").fetchall() == [(1,)]
+        assert con.execute(f"select count(*) from previous_{table}").fetchall() == [(1,)]
         fresh = duckdb.connect()
-        register_lake_inputs(
-            fresh,
-            settings,
-            "scoring/customer_state",
-            day,
-            {},
-            "scoring/customer_state_from_history",
-        )
+        register_lake_inputs(fresh, settings, model, day, {}, f"{layer}/{full}")
         with pytest.raises(duckdb.CatalogException):
-            fresh.execute("select * from customer_days")
+            fresh.execute(f"select * from previous_{table}")
+        if model == "scoring/customer_state":
+            with pytest.raises(duckdb.CatalogException):
+                fresh.execute("select * from customer_days")
+        else:
+            assert _export_dates(fresh) == [day - timedelta(days=n) for n in range(29, -1, -1)]
         fresh.close()
     finally:
         con.close()
