@@ -70,7 +70,14 @@ def write_partition(relation: duckdb.DuckDBPyRelation, target: Path) -> None:
 
 
 def remove_partition(target: Path) -> None:
-    """Remove a partition file (an atomic unlink), durably."""
+    """Remove a partition file (an atomic unlink), durably, and its folder once empty:
+    listing a table's partitions (:meth:`Lake.partition_dates`) then costs what is kept,
+    not every date ever written (a state pruned daily)."""
     if target.exists():
         target.unlink()
         fsync_dir(target.parent)
+        try:
+            target.parent.rmdir()
+        except OSError:  # not empty: a writer's temporary beside it
+            return
+        fsync_dir(target.parent.parent)
