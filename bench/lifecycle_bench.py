@@ -9,7 +9,8 @@ and not measured: every day's ``customer_days``, ``score --date D-1 --full``,
 each in its own child process:
 
 - ``daily step``: ``stage_date(D)``, with D-1's lifecycle as the previous stage: the
-  recent window's customer days, the date's segments, every customer staged, the
+  recent activity from D-1's and the customer days entering and leaving its window, the
+  date's segments, every customer staged, the
   derived tables (transitions, stage history, danger alerts, counts, flows) and the
   alerts file;
 - ``re-run``: ``stage_date(D)`` again; its six partitions must keep the same bytes;
@@ -22,8 +23,9 @@ configuration fixes the horizon at 28 days with 3 cut-offs 14 days apart, and th
 preparation scores those cut-off dates (in full) before D-1's first lifecycle run fits
 the model.
 
-The lifecycle step reads the last ``lifecycle.recent_days`` customer_days partitions,
-so its work should grow with the customers staged, not with the months of history:
+The lifecycle step reads D-1's recent activity and a few customer_days partitions (the
+last ``lifecycle.recent_days`` of them when it has no D-1's: the first run), so its
+work should grow with the customers staged, not with the months of history:
 compare the depths per customer. The history is generated once (``bench.history``)
 and reused while ``--workdir`` holds it, as are the customer days and the scores.
 """
@@ -44,11 +46,12 @@ from typing import Any
 from bench.history import bench_root, prepare_history
 from bench.measure import Measurement, machine, run_measured
 from pipeline.config import Settings, load_settings
+from pipeline.declarations import input_dates
 from pipeline.lake import AS_OF_KEY, Lake
+from pipeline.lifecycle import recent
 from pipeline.lifecycle import run as lifecycle
 from pipeline.lifecycle.run import stage_date
 from pipeline.scoring.customer_days import build_customer_days
-from pipeline.scoring.inputs import date_range
 from pipeline.scoring.run import score_date
 from pipeline.tables import CUSTOMER_DAYS, CUSTOMER_SEGMENTS
 
@@ -228,10 +231,14 @@ def _child(args: argparse.Namespace) -> None:
     if args.child == "fit":
         _child_fit(settings, args.date)
         return
+    kept = Lake(settings.paths.state).partition_file(
+        recent.TABLE, args.date - timedelta(days=1), AS_OF_KEY
+    )
+    query = recent.INCREMENTAL if kept.is_file() else recent.FULL
+    window = input_dates(settings, recent.MODEL, "customer_days", args.date, {}, query)
     started = time.perf_counter()
     report = stage_date(settings, args.date)
     seconds = time.perf_counter() - started
-    window = date_range(args.date - timedelta(days=settings.lifecycle.recent_days - 1), args.date)
     counts = {row["stage"]: int(row["customers"]) for row in report.stage_counts}
     figures = {
         "step_seconds": round(seconds, 3),
