@@ -50,7 +50,9 @@ def build_customer_state(
         "late_span_days": late_span_days(settings.ingest),
     }
     mode: Mode
-    if not full and _is_current(previous, Lake(settings.paths.lake), day - timedelta(days=1)):
+    if not full and _is_current(
+        con, previous, Lake(settings.paths.lake), day - timedelta(days=1), params["window_days"]
+    ):
         mode = "incremental"
         _build_missing_customer_days(settings, day, params)
         query = "scoring/customer_state_from_previous"
@@ -67,20 +69,32 @@ def build_customer_state(
     return StateReport(day, mode, int(customers))
 
 
-def _is_current(state: Path, lake: Lake, as_of: date) -> bool:
-    """Whether a state exists and saw every date ingested up to its as-of date.
+def _is_current(
+    con: duckdb.DuckDBPyConnection, state: Path, lake: Lake, as_of: date, window_days: int
+) -> bool:
+    """Whether a state exists, saw every date ingested up to its as-of date, and was
+    counted over ``window_days``.
 
     A date ingested after the state was written (late, out of order, or re-ingested)
-    makes it stale: the next date is then recomputed in full instead of built on it.
+    makes it stale, as does another ``scoring.window_days``: the next date is then
+    recomputed in full instead of built on it.
     """
     try:
         written = state.stat().st_mtime_ns
     except FileNotFoundError:
         return False
-    return all(
+    if not all(
         lake.partition_file(LEDGER, ingested).stat().st_mtime_ns <= written
         for ingested in ingested_dates(lake, as_of)
-    )
+    ):
+        return False
+    if "window_days" not in con.read_parquet(str(state)).columns:
+        return False  # written before the window was kept with it: recomputed once
+    found = con.execute(
+        "select window_days from read_parquet($path) limit 1", {"path": str(state)}
+    ).fetchall()
+    # An empty state says nothing of its window (and a full recompute of it is cheap).
+    return bool(found) and found[0][0] == window_days
 
 
 def _build_missing_customer_days(settings: Settings, day: date, params: dict[str, Any]) -> None:

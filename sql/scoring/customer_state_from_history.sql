@@ -62,6 +62,8 @@ final as (
         ) as window_purchase_days,
         sum(window_returned_amount)::decimal(18, 4) as window_returned_amount,
         sum(window_net_amount)::decimal(18, 4) as window_net_amount,
+        -- The window it was counted over: a state of another length is not built on.
+        $window_days::integer as window_days,
 
     from line_figures
     group by customer_id

@@ -106,6 +106,7 @@ final as (
             + coalesce(arriving.net_amount, 0)
             - coalesce(leaving.net_amount, 0)
         )::decimal(18, 4) as window_net_amount,
+        $window_days::integer as window_days,
 
     from previous_state
     full outer join arriving

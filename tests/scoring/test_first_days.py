@@ -9,7 +9,7 @@ import pytest
 from pipeline.config import Settings
 from pipeline.errors import NotIngestedError
 from pipeline.scoring.run import score_date
-from tests.scoring.history import Line, ingest_history, segments_of
+from tests.scoring.history import Line, ingest_history, segments_of, with_window
 
 DAY1, DAY2 = date(2025, 6, 1), date(2025, 6, 2)
 
@@ -61,3 +61,21 @@ def test_a_date_ingested_after_later_dates_were_scored_is_not_missed(settings: S
 
     assert fourth.mode == "full"
     assert sorted(segments_of(settings, days[3])) == ["A", "B", "C"]
+
+
+def test_a_state_of_another_window_is_not_built_on(settings: Settings) -> None:
+    """scoring.window_days changed between two dates: the day before's state counted the
+    old window (365 days), so the date is recomputed from every line with the new one
+    (28 days), which A's first purchase has left."""
+    first, before, day = date(2025, 6, 1), date(2025, 7, 4), date(2025, 7, 5)
+    after = date(2025, 7, 6)
+    history = [Line(first, "A1", "A", "10"), Line(day, "A2", "A", "30")]
+    ingest_history(settings, history, first, after)
+    score_date(settings, before)
+    shorter = with_window(settings, 28)
+
+    changed = score_date(shorter, day)
+
+    assert changed.mode == "full"
+    assert segments_of(shorter, day)["A"]["frequency"] == 1
+    assert score_date(shorter, after).mode == "incremental"  # on the new window's state
