@@ -50,15 +50,14 @@ def build_customer_state(
         "late_span_days": late_span_days(settings.ingest),
     }
     mode: Mode
-    if not full and _is_current(
-        con, previous, Lake(settings.paths.lake), day - timedelta(days=1), params["window_days"]
-    ):
+    lake = Lake(settings.paths.lake)
+    window = settings.scoring.window_days
+    if not full and _is_current(con, previous, lake, day - timedelta(days=1), window):
         mode = "incremental"
         _build_missing_customer_days(settings, day, params)
         query = "scoring/customer_state_from_previous"
     else:
         mode = "full"
-        lake = Lake(settings.paths.lake)
         register_order_lines(con, lake, ingested_dates(lake, day))
         build_intermediate(con, settings, "scoring/int_customer_lines", params)
         query = "scoring/customer_state_from_history"
