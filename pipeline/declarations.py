@@ -31,7 +31,9 @@ check the others are there, bind the declared configuration and the caller's val
 write the partition atomically, run the declared tests over what was
 written, and remove the partition again if any fails. ``build_intermediate`` builds an
 intermediate model in a step's connection, once its declared inputs are there; its data
-tests run on the outputs of its unit tests (tests/models).
+tests run on the outputs of its unit tests (tests/models). ``build_unwritten`` builds a
+partitioned model's query the same way, as a temporary table that is not written: a
+state's full query for a past date whose partition is no longer kept.
 
 A unit test gives each input the query reads as rows (``given.<view> = [...]``; a key a
 row leaves out is null there), as ``{ rows = [...], types = { column = "DATE" } }`` when
