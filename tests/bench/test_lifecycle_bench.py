@@ -34,7 +34,9 @@ def test_bench_runs_the_daily_lifecycle_step_and_its_rerun(tmp_path: Path) -> No
     first, again, refit = table
     # 20 days are too short to backtest the bench's 28-day horizon: the fallback.
     assert "source rhythm_fallback" in refit["phases (s)"]
-    assert first["customer_days read"] == "20"  # the whole history: shorter than the window
+    # The recent activity of D-1 and the days entering its window: the date and the late
+    # span before it (the days leaving it are before the history).
+    assert first["customer_days read"] == "3"
     assert 0 < int(first["customers staged"].replace(",", "")) <= 500
     assert first["customers staged"] == again["customers staged"]
     assert first["transitions"] == again["transitions"] and first["alerts"] == again["alerts"]
@@ -42,5 +44,6 @@ def test_bench_runs_the_daily_lifecycle_step_and_its_rerun(tmp_path: Path) -> No
         assert 0 < float(row["in-step s"]) < float(row["wall s"])
         assert float(row["peak RSS MB"].replace(",", "")) > 0 and float(row["CPU s"]) > 0
         assert "customer_lifecycle" in row["phases (s)"] and "derived" in row["phases (s)"]
+        assert "recent_activity" in row["phases (s)"]
     assert (first["same bytes"], again["same bytes"]) == ("", "yes")
     assert "machine:" in result.stdout
