@@ -69,13 +69,16 @@ def write_partition(relation: duckdb.DuckDBPyRelation, target: Path) -> None:
         relation.write_parquet(str(temporary), compression="zstd", use_tmp_file=False)
 
 
-def remove_partition(target: Path) -> None:
-    """Remove a partition file (an atomic unlink), durably, and its folder once empty:
-    listing a table's partitions (:meth:`Lake.partition_dates`) then costs what is kept,
-    not every date ever written (a state pruned daily)."""
+def remove_partition(target: Path, *, with_folder: bool = False) -> None:
+    """Remove a partition file (an atomic unlink), durably. ``with_folder``: its folder
+    too once empty, for a date that is not about to be written again (a state pruned
+    daily), so that listing the table's partitions (:meth:`Lake.partition_dates`) costs
+    what is kept, not every date ever written."""
     if target.exists():
         target.unlink()
         fsync_dir(target.parent)
+        if not with_folder:
+            return
         try:
             target.parent.rmdir()
         except OSError:  # not empty: a writer's temporary beside it

@@ -103,4 +103,4 @@ def _prune(state: Lake, day: date) -> None:
     oldest_kept = day - timedelta(days=_KEPT_DAYS - 1)
     for as_of in state.partition_dates(TABLE, AS_OF_KEY):
         if as_of < oldest_kept:
-            remove_partition(state.partition_file(TABLE, as_of, AS_OF_KEY))
+            remove_partition(state.partition_file(TABLE, as_of, AS_OF_KEY), with_folder=True)

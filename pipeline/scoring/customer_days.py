@@ -54,7 +54,7 @@ def invalidate_states_from(settings: Settings, day: date) -> None:
     for table in (CUSTOMER_STATE, RECENT_ACTIVITY):
         for as_of in state.partition_dates(table, AS_OF_KEY):
             if as_of >= day:
-                remove_partition(state.partition_file(table, as_of, AS_OF_KEY))
+                remove_partition(state.partition_file(table, as_of, AS_OF_KEY), with_folder=True)
 
 
 def _digest(path: Path) -> str | None:

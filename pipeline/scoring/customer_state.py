@@ -112,4 +112,6 @@ def _prune(state: Lake, day: date, retention_days: int) -> None:
     oldest_kept = day - timedelta(days=retention_days)
     for as_of in state.partition_dates(CUSTOMER_STATE, AS_OF_KEY):
         if as_of < oldest_kept:
-            remove_partition(state.partition_file(CUSTOMER_STATE, as_of, AS_OF_KEY))
+            remove_partition(
+                state.partition_file(CUSTOMER_STATE, as_of, AS_OF_KEY), with_folder=True
+            )

@@ -107,6 +107,8 @@ def test_only_the_day_before_is_kept(
     state = Lake(settings.paths.state)
     end = START + timedelta(days=DAYS - 1)
     assert state.partition_dates(recent.TABLE, AS_OF_KEY) == [end - timedelta(days=1), end]
+    # The pruned dates' folders go too: listing the state costs what is kept.
+    assert len(list(state.table_dir(recent.TABLE).iterdir())) == 2
 
 
 def test_a_longer_window_is_not_built_on_a_shorter_one(
