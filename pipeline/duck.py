@@ -92,6 +92,17 @@ def count_rows(con: duckdb.DuckDBPyConnection, parquet: Path) -> int:
     return int(result.fetchall()[0][0])
 
 
+def counted_over(con: duckdb.DuckDBPyConnection, state: Path, column: str) -> int | None:
+    """The window a kept state was counted over (``column``, the same on every row):
+    None when the state is empty or was written before it kept the column. A state of
+    another window, or of an unknown one, is not built on."""
+    relation = con.read_parquet(str(state))
+    if column not in relation.columns:
+        return None
+    found = relation.select(column).limit(1).fetchall()
+    return int(found[0][0]) if found else None
+
+
 Row = dict[str, Any]
 
 

@@ -19,6 +19,7 @@ import duckdb
 
 from pipeline.config import Settings, late_span_days
 from pipeline.declarations import build_unwritten, input_dates, run_model
+from pipeline.duck import counted_over
 from pipeline.lake import AS_OF_KEY, Lake, remove_partition
 from pipeline.scoring.inputs import register_parquet
 from pipeline.tables import RECENT_ACTIVITY
@@ -92,11 +93,8 @@ def _is_current(con: duckdb.DuckDBPyConnection, settings: Settings, previous: Pa
     """
     if not previous.is_file():
         return False
-    found = con.execute(
-        "select recent_days from read_parquet($path) limit 1", {"path": str(previous)}
-    ).fetchall()
     # An empty activity says nothing of its window: counting today's is cheap then.
-    return bool(found) and found[0][0] == settings.lifecycle.recent_days
+    return counted_over(con, previous, "recent_days") == settings.lifecycle.recent_days
 
 
 def _prune(state: Lake, day: date) -> None:

@@ -16,6 +16,7 @@ import duckdb
 
 from pipeline.config import Settings, late_span_days
 from pipeline.declarations import build_intermediate, input_dates, run_model
+from pipeline.duck import counted_over
 from pipeline.lake import AS_OF_KEY, Lake, remove_partition
 from pipeline.scoring.customer_days import build_customer_days
 from pipeline.scoring.inputs import ingested_dates, register_order_lines
@@ -44,14 +45,14 @@ def build_customer_state(
     """
     state = Lake(settings.paths.state)
     previous = state.partition_file(CUSTOMER_STATE, day - timedelta(days=1), AS_OF_KEY)
+    window = settings.scoring.window_days
     params = {
         "as_of_date": day,
-        "window_days": settings.scoring.window_days,
+        "window_days": window,
         "late_span_days": late_span_days(settings.ingest),
     }
     mode: Mode
     lake = Lake(settings.paths.lake)
-    window = settings.scoring.window_days
     if not full and _is_current(con, previous, lake, day - timedelta(days=1), window):
         mode = "incremental"
         _build_missing_customer_days(settings, day, params)
@@ -87,13 +88,9 @@ def _is_current(
         for ingested in ingested_dates(lake, as_of)
     ):
         return False
-    if "window_days" not in con.read_parquet(str(state)).columns:
-        return False  # written before the window was kept with it: recomputed once
-    found = con.execute(
-        "select window_days from read_parquet($path) limit 1", {"path": str(state)}
-    ).fetchall()
-    # An empty state says nothing of its window (and a full recompute of it is cheap).
-    return bool(found) and found[0][0] == window_days
+    # A state written before it kept its window is recomputed once; an empty one costs
+    # little to recompute.
+    return counted_over(con, state, "window_days") == window_days
 
 
 def _build_missing_customer_days(settings: Settings, day: date, params: dict[str, Any]) -> None:
