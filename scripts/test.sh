@@ -10,13 +10,13 @@ extra=()
 if [ "${1:-}" = "--all" ]; then
     marker=()
     extra=(--hypothesis-profile=thorough)  # more examples per property (tests/conftest.py)
-    # In collection order, which puts the slow suites first (tests/conftest.py), not
-    # xdist's default of the modules with the most tests first.
-    extra+=(--no-loadscope-reorder)
     shift
 fi
 
 .venv/bin/ruff check .
 .venv/bin/mypy
-# loadscope: a module's tests share one worker, so a module fixture is built once.
-exec .venv/bin/pytest -n auto --dist loadscope "${marker[@]}" "${extra[@]}" "$@"
+# loadscope: a module's tests share one worker, so a module fixture is built once; in
+# collection order, which puts the longest units first (tests/conftest.py), not xdist's
+# default of the modules with the most tests first.
+exec .venv/bin/pytest -n auto --dist loadscope --no-loadscope-reorder \
+    "${marker[@]}" "${extra[@]}" "$@"

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections import Counter
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
+from xdist.scheduler import LoadScopeScheduling
 
 from pipeline.config import Settings, load_settings
 from tests.support import with_paths
@@ -40,9 +42,43 @@ def settings(clean_environment: None, tmp_path: Path) -> Settings:
     return with_paths(load_settings(), tmp_path)
 
 
+# Packages whose modules share a session fixture that builds a history (their conftest's
+# ``history``): their modules run on one worker, so the history is built once per test
+# run instead of once per worker that happens to get one of them.
+SHARED_HISTORY_PACKAGES = ("tests/publish/", "tests/report/")
+
+
+def _unit(nodeid: str) -> str:
+    """The unit of work a test belongs to: its module, or its package when that is one of
+    :data:`SHARED_HISTORY_PACKAGES`."""
+    module = nodeid.split("::", 1)[0]
+    return next((p for p in SHARED_HISTORY_PACKAGES if module.startswith(p)), module)
+
+
+class _SharedHistoryScheduling(LoadScopeScheduling):
+    """xdist's ``--dist loadscope`` (a module's tests share a worker), with the modules of
+    each package in :data:`SHARED_HISTORY_PACKAGES` as one unit."""
+
+    def _split_scope(self, nodeid: str) -> str:
+        return _unit(nodeid)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
+    if config.getoption("dist") == "loadscope":
+        return _SharedHistoryScheduling(config, log)  # type: ignore[arg-type]
+    return None
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The slow suites first (stable otherwise): under ``--all`` (with
-    ``--no-loadscope-reorder``, scripts/test.sh) the workers start on the long modules,
-    the demo's year and CDNOW among them, and the many quick ones fill in behind, instead
-    of a long module starting last and leaving one worker alone at the end."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    """The longest units of work first, so that no worker is left alone at the end with a
+    long one: the slow suites (the demo's year and CDNOW among them), then the packages
+    building a shared history, then the modules with the most tests (xdist's own order).
+    scripts/test.sh passes ``--no-loadscope-reorder``, so xdist keeps this order."""
+    sizes = Counter(_unit(item.nodeid) for item in items)
+
+    def longest_first(item: pytest.Item) -> tuple[bool, bool, int]:
+        unit = _unit(item.nodeid)
+        slow = item.get_closest_marker("slow") is not None
+        return (not slow, unit not in SHARED_HISTORY_PACKAGES, -sizes[unit])
+
+    items.sort(key=longest_first)
