@@ -57,7 +57,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline import seeds, sql
 from pipeline.errors import ConfigError, DataCheckError
-from pipeline.lake import Lake, remove_partition, write_partition
+from pipeline.lake import Lake, write_partition
 
 if TYPE_CHECKING:
     import duckdb
@@ -622,13 +622,15 @@ def run_model(
 
     Binds the declared configuration sections, the partition key (``day``) and ``params``
     (the caller's: derived values, lookups, fitted models) to the query, writes the
-    partition aside and renames it into place, then runs the declared tests. The
+    partition aside, runs the declared tests on what was written, and only then renames
+    it into place (write, audit, publish). The
     declared lake inputs and seeds are registered here; the other views the query reads
     must be registered by the caller (a missing one is an error that names it). ``query``
     picks one of the declared queries (default: the table's own file).
 
     Raises:
-        DataCheckError: a test failed; the partition is removed again.
+        DataCheckError: a test failed; nothing was written (the date's partition before,
+            if any, stays as it was).
         ValueError: a view the query reads is not registered, or a lake input has no
             partition and no stand-in.
     """
@@ -645,13 +647,18 @@ def run_model(
     target = Lake(spec.folder(settings)).partition_file(spec.table, day, spec.partition_by)
     with _inputs_named_on_error(con, spec, chosen):
         relation = sql.relation(con, chosen, bound)
-    write_partition(relation, target)
-    results = run_tests(con, model, target, bound, register_seeds=False)
-    failed = [result for result in results if result.failing_rows]
-    if failed:
-        remove_partition(target)
-        described = ", ".join(describe(result) for result in failed)
-        raise DataCheckError(f"{spec.table} {day} failed its tests: {described}")
+
+    def audit(written: Path) -> None:
+        results = run_tests(con, model, written, bound, register_seeds=False)
+        failed = [result for result in results if result.failing_rows]
+        if failed:
+            described = ", ".join(describe(result) for result in failed)
+            raise DataCheckError(f"{spec.table} {day} failed its tests: {described}")
+
+    write_partition(relation, target, audit)
+    # The tests read the file aside; the view named after the table reads it in place, as
+    # the steps expect (a model's tests leave its view on what was written).
+    con.read_parquet(str(target), hive_partitioning=True).create_view(spec.table, replace=True)
     return target
 
 

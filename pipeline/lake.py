@@ -10,7 +10,7 @@ over it, so a reader's ``*.parquet`` glob sees the old file or the new one, neve
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -61,12 +61,23 @@ class Lake:
         )
 
 
-def write_partition(relation: duckdb.DuckDBPyRelation, target: Path) -> None:
-    """Write ``relation`` to ``target`` so that readers never see a partial file."""
+def write_partition(
+    relation: duckdb.DuckDBPyRelation,
+    target: Path,
+    audit: Callable[[Path], None] | None = None,
+) -> None:
+    """Write ``relation`` to ``target`` so that readers never see a partial file.
+
+    ``audit`` is given the written file before it replaces ``target`` (write, audit,
+    publish): when it raises, nothing is replaced and the temporary is removed, so a
+    file that fails its audit is never seen and the partition it would have replaced
+    stays."""
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(target.parent)
     with replacing(target) as temporary:
         relation.write_parquet(str(temporary), compression="zstd", use_tmp_file=False)
+        if audit is not None:
+            audit(temporary)
 
 
 def remove_partition(target: Path, *, with_folder: bool = False) -> None:

@@ -35,6 +35,7 @@ from pipeline.declarations import (
     run_model,
     run_tests,
 )
+from pipeline.errors import DataCheckError
 from pipeline.lake import AS_OF_KEY, Lake, write_partition
 from tests.support import with_paths
 
@@ -403,3 +404,39 @@ def test_every_declared_input_is_read_by_the_models_queries(model: str) -> None:
     texts = " ".join(sql.load(query) for query in spec.queries)
     unread = [name for name in spec.inputs if not re.search(rf"\b{name}\b", texts)]
     assert not unread, unread
+
+
+def test_a_partition_failing_its_tests_is_never_written_and_the_dates_last_stays(
+    tmp_path: Path,
+) -> None:
+    """run_model tests what it wrote before renaming it into place (write, audit,
+    publish): a failing partition is never seen, and does not cost the date the
+    partition it would have replaced."""
+    settings = with_paths(Settings(), tmp_path)
+    day = date(2025, 3, 2)
+    params = {"late_span_days": late_span_days(settings.ingest)}
+    lines = (
+        "select $day::date as export_date, {customer} as customer_id,"
+        " $day::date as activity_date, 'o1' as order_id, true as is_sale, 10.0 as amount"
+    )
+    con = duckdb.connect()
+    try:
+        con.sql(lines.format(customer="'a'"), params={"day": day}).create_view("int_customer_lines")
+        target = run_model(con, settings, "scoring/customer_days", day, params)
+        written = target.read_bytes()
+        # A customer without an id breaks the grain: the date is re-run with it.
+        con.sql(lines.format(customer="null::varchar"), params={"day": day}).create_view(
+            "int_customer_lines", replace=True
+        )
+        with pytest.raises(DataCheckError, match=r"customer_days 2025-03-02 .*key_null"):
+            run_model(con, settings, "scoring/customer_days", day, params)
+        assert target.read_bytes() == written
+        assert list(target.parent.iterdir()) == [target]  # no temporary left behind
+        # A date with no partition before gets none.
+        later = day + timedelta(days=1)
+        with pytest.raises(DataCheckError, match="key_null"):
+            run_model(con, settings, "scoring/customer_days", later, params)
+    finally:
+        con.close()
+    dates = Lake(settings.paths.lake).partition_dates("customer_days", "export_date")
+    assert dates == [day]
