@@ -71,14 +71,16 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The longest units of work first, so that no worker is left alone at the end with a
-    long one: the slow suites (the demo's year and CDNOW among them), then the packages
-    building a shared history, then the modules with the most tests (xdist's own order).
-    scripts/test.sh passes ``--no-loadscope-reorder``, so xdist keeps this order."""
+    long one: the slow suites in collection order (the demo's year and CDNOW start in
+    the first few minutes under ``--all``), then the packages building a shared
+    history, then the modules with the most tests (xdist's own order). scripts/test.sh
+    passes ``--no-loadscope-reorder``, so xdist keeps this order."""
     sizes = Counter(_unit(item.nodeid) for item in items)
 
     def longest_first(item: pytest.Item) -> tuple[bool, bool, int]:
+        if item.get_closest_marker("slow") is not None:
+            return (False, False, 0)
         unit = _unit(item.nodeid)
-        slow = item.get_closest_marker("slow") is not None
-        return (not slow, unit not in SHARED_HISTORY_PACKAGES, -sizes[unit])
+        return (True, unit not in SHARED_HISTORY_PACKAGES, -sizes[unit])
 
     items.sort(key=longest_first)
