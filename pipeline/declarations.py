@@ -623,10 +623,10 @@ def run_model(
     Binds the declared configuration sections, the partition key (``day``) and ``params``
     (the caller's: derived values, lookups, fitted models) to the query, writes the
     partition aside, runs the declared tests on what was written, and only then renames
-    it into place (write, audit, publish). The
-    declared lake inputs and seeds are registered here; the other views the query reads
-    must be registered by the caller (a missing one is an error that names it). ``query``
-    picks one of the declared queries (default: the table's own file).
+    it into place (write, audit, publish). The declared lake inputs and seeds are
+    registered here; the other views the query reads must be registered by the caller (a
+    missing one is an error that names it). ``query`` picks one of the declared queries
+    (default: the table's own file).
 
     Raises:
         DataCheckError: a test failed; nothing was written (the date's partition before,
