@@ -63,6 +63,7 @@ class _SharedHistoryScheduling(LoadScopeScheduling):
         return _unit(nodeid)
 
 
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: pytest -p no:xdist runs too
 def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
     if config.getoption("dist") == "loadscope":
         return _SharedHistoryScheduling(config, log)  # type: ignore[arg-type]
