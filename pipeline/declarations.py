@@ -571,12 +571,10 @@ def run_tests(
     *,
     register_seeds: bool = True,
 ) -> list[TestResult]:
-    """Every declared test of ``model`` over one written partition, read as the view
-    named after the table (with its partition key from the path), in one scan.
-    ``register_seeds=False``: the caller has registered the declared seeds."""
-    spec = declaration(model)
-    con.read_parquet(str(partition), hive_partitioning=True).create_view(spec.table, replace=True)
-    return check_view(con, model, params, register_seeds=register_seeds)
+    """Every declared test of ``model`` over one written partition file (its partition
+    key from the path), in one scan. ``register_seeds=False``: the caller has registered
+    the declared seeds."""
+    return check_view(con, model, params, register_seeds=register_seeds, file=partition)
 
 
 def check_view(
@@ -585,14 +583,20 @@ def check_view(
     params: Mapping[str, Any] | None = None,
     *,
     register_seeds: bool = True,
+    file: Path | None = None,
 ) -> list[TestResult]:
     """Every declared test of ``model`` over the view or table named after it in ``con``
-    (a written partition, or a unit test's output), in one scan."""
+    (a unit test's output), or over ``file`` (a written partition, read under that name
+    for the query alone), in one scan."""
     spec = declaration(model)
     for name in spec.seeds if register_seeds else ():
         seeds.register(con, name)
     query = "select " + ", ".join(test.failing for test in spec.tests) + f' from "{spec.table}"'
     bound = dict(spec.test_params) | dict(params or {})
+    if file is not None:
+        source = "select * from read_parquet($tested_file, hive_partitioning = true)"
+        query = f'with "{spec.table}" as ({source})\n{query}'
+        bound["tested_file"] = str(file)
     wanted = sql.parameters_of(query)
     missing = wanted - bound.keys()
     if missing:
@@ -656,8 +660,7 @@ def run_model(
             raise DataCheckError(f"{spec.table} {day} failed its tests: {described}")
 
     write_partition(relation, target, audit)
-    # The tests read the file aside; the view named after the table reads it in place, as
-    # the steps expect (a model's tests leave its view on what was written).
+    # The view named after the table reads what was written, as the steps expect.
     con.read_parquet(str(target), hive_partitioning=True).create_view(spec.table, replace=True)
     return target
 
